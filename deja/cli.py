@@ -1,0 +1,95 @@
+"""`deja`: the one entry point for running services and tools.
+
+deja serve store|gateway|mock-provider   run one service (configured by DEJA_* env)
+deja cluster [--upstream mock|URL]       the whole local cluster on embedded defaults
+deja bench                               exact-hit latency/throughput table
+deja config                              every DEJA_* setting, its default and meaning
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deja.settings import ConfigError
+
+SERVICES = ("store", "gateway", "mock-provider")
+
+
+def _serve(name: str) -> None:
+    if name == "store":
+        from services.store.main import main
+    elif name == "gateway":
+        from services.gateway.main import main
+    else:
+        from services.mock_provider.main import main
+    main()
+
+
+def _cluster(args: argparse.Namespace) -> None:
+    from deja.cluster import Cluster
+
+    cluster = Cluster(
+        state_dir=Path(args.state_dir),
+        upstream=args.upstream,
+        gateway_port=args.port,
+        mock_latency_ms=args.mock_latency_ms,
+        redis_url=args.redis_url,
+    )
+    cluster.start()
+    upstream = "the mock provider" if args.upstream == "mock" else (args.upstream or "DEJA_UPSTREAM_URL / OpenAI")
+    cluster.sink("cluster", f"gateway on {cluster.gateway_url}/v1 in front of {upstream}; Ctrl-C stops")
+    cluster.wait()
+
+
+def _config(args: argparse.Namespace) -> None:
+    from deja.settings import describe
+    from services.gateway.settings import GatewaySettings
+    from services.mock_provider.main import MockSettings
+    from services.store.settings import StoreSettings
+
+    print("| variable | default | meaning |\n| --- | --- | --- |")
+    seen = set()
+    for cls in (GatewaySettings, StoreSettings, MockSettings):
+        for env, default, doc in describe(cls):
+            if env not in seen:
+                seen.add(env)
+                print(f"| `{env}` | `{default}` | {doc} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="deja", description="Deja: a verified semantic cache for LLM responses.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run one service (configured by DEJA_* environment variables)")
+    serve.add_argument("service", choices=SERVICES)
+
+    cluster = sub.add_parser("cluster", help="run the whole local cluster (what `make run` does)")
+    cluster.add_argument("--upstream", help="'mock' for the built-in mock provider, or a provider base URL")
+    cluster.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    cluster.add_argument("--state-dir", default=".deja", help="local state: Redis data (default .deja)")
+    cluster.add_argument("--redis-url", help="use this Redis instead of starting one")
+    cluster.add_argument("--mock-latency-ms", type=int, default=300, help="mock provider latency (default 300)")
+
+    bench = sub.add_parser("bench", help="exact-hit latency and throughput through the gateway")
+    bench.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    bench.add_argument("--requests", type=int, default=2000, help="sequential requests per latency row")
+
+    sub.add_parser("config", help="print every DEJA_* setting as a Markdown table")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args.service)
+        elif args.command == "cluster":
+            _cluster(args)
+        elif args.command == "bench":
+            from deja.bench import run_bench
+
+            run_bench(seconds=args.seconds, requests=args.requests)
+        elif args.command == "config":
+            _config(args)
+    except ConfigError as exc:
+        print(f"deja: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,132 @@
+"""Typed clients for the Deja gRPC services, built for failing open.
+
+One long-lived channel per process, a deadline on every call, and a small circuit breaker:
+after a run of failures the client stops calling for a cool-down and answers "unavailable"
+at once, so a dead dependency costs the request path nothing instead of a timeout each.
+Errors surface as `DependencyError` subclasses; callers decide what failing open means.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from deja.v1 import common_pb2, store_pb2, store_pb2_grpc
+
+R = TypeVar("R")
+
+
+class DependencyError(Exception):
+    """A Deja dependency did not answer usefully."""
+
+
+class DependencyUnavailable(DependencyError):
+    """Down, refused, or skipped by the open circuit breaker."""
+
+
+class DependencyTimeout(DependencyError):
+    """Did not answer within its deadline."""
+
+
+class BadRequest(DependencyError):
+    """The service rejected the request as malformed (a bug on our side, never retried)."""
+
+
+class CircuitBreaker:
+    """Open after `threshold` consecutive failures; let one call through every `cooldown_s`."""
+
+    def __init__(self, threshold: int = 5, cooldown_s: float = 2.0) -> None:
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self._failures = 0
+        self._open_until = 0.0
+
+    def allow(self) -> bool:
+        if self._failures < self.threshold:
+            return True
+        now = time.monotonic()
+        if now >= self._open_until:
+            self._open_until = now + self.cooldown_s  # half-open: this one call probes
+            return True
+        return False
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self._failures = 0
+        else:
+            self._failures += 1
+            if self._failures >= self.threshold:
+                self._open_until = time.monotonic() + self.cooldown_s
+
+    @property
+    def is_open(self) -> bool:
+        return self._failures >= self.threshold
+
+
+class GrpcClient:
+    """Channel + deadline + breaker + error translation, shared by every typed client."""
+
+    def __init__(self, addr: str, *, timeout_s: float, breaker: CircuitBreaker | None = None) -> None:
+        self.addr = addr
+        self.timeout_s = timeout_s
+        self.breaker = breaker or CircuitBreaker()
+        self.channel = grpc.aio.insecure_channel(addr, options=[("grpc.enable_retries", 0)])
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    async def call(self, method: Callable[..., Awaitable[R]], request, timeout_s: float | None = None) -> R:
+        if not self.breaker.allow():
+            raise DependencyUnavailable(f"{self.addr}: circuit open")
+        try:
+            reply = await method(request, timeout=timeout_s or self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.INVALID_ARGUMENT:
+                self.breaker.record(True)  # the service is fine; the request was not
+                raise BadRequest(exc.details()) from None
+            self.breaker.record(False)
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DependencyTimeout(f"{self.addr}: {exc.details()}") from None
+            raise DependencyUnavailable(f"{self.addr}: {code.name} {exc.details()}") from None
+        self.breaker.record(True)
+        return reply
+
+    async def serving(self, service: str = "", timeout_s: float = 0.5) -> bool:
+        """The standard gRPC health check (the same one Kubernetes probes)."""
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class StoreClient(GrpcClient):
+    SERVICE = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
+
+    def __init__(self, addr: str, *, timeout_s: float, breaker: CircuitBreaker | None = None) -> None:
+        super().__init__(addr, timeout_s=timeout_s, breaker=breaker)
+        self._stub = store_pb2_grpc.StoreServiceStub(self.channel)
+
+    async def get(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
+        reply = await self.call(self._stub.Get, store_pb2.StoreGetRequest(scope=scope, key=key))
+        return reply.entry if reply.found else None
+
+    async def put(
+        self, scope: common_pb2.Scope, key: bytes, entry: store_pb2.CacheEntry, ttl_s: int = 0
+    ) -> store_pb2.StorePutResponse:
+        request = store_pb2.StorePutRequest(scope=scope, key=key, entry=entry, ttl_seconds=ttl_s)
+        return await self.call(self._stub.Put, request)
+
+    async def delete(self, scope: common_pb2.Scope, key: bytes) -> bool:
+        reply = await self.call(self._stub.Delete, store_pb2.StoreDeleteRequest(scope=scope, key=key))
+        return reply.deleted
+
+    async def stats(self, tenant: str) -> store_pb2.TenantStats:
+        reply = await self.call(self._stub.Stats, store_pb2.StoreStatsRequest(tenant=tenant))
+        return reply.stats

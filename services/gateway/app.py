@@ -1,0 +1,105 @@
+"""The gateway's ASGI app: routes, lifespan (clients), and errors that never leak a stack trace."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from deja.clients import CircuitBreaker, StoreClient
+from deja.logs import get_logger
+from services.gateway.chat import ChatCompletions, read_body
+from services.gateway.errors import ApiError
+from services.gateway.settings import GatewaySettings
+from services.gateway.upstream import Upstream
+
+log = get_logger("deja.gateway")
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    # gRPC aio channels bind to the event loop that creates them, so the clients are made in
+    # the lifespan (inside uvicorn's loop), not here.
+    clients: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        store = StoreClient(settings.store_addr, timeout_s=settings.store_timeout_ms / 1000, breaker=CircuitBreaker())
+        upstream = Upstream(
+            settings.upstream_url,
+            timeout_s=settings.upstream_timeout_s,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+        )
+        chat = ChatCompletions(
+            store=store,
+            upstream=upstream,
+            max_body_bytes=settings.max_body_bytes,
+            access_log=settings.access_log,
+        )
+        clients.update(store=store, upstream=upstream, chat=chat)
+        log.info("gateway_started", upstream=settings.upstream_url, store=settings.store_addr)
+        yield
+        await chat.drain()
+        await upstream.close()
+        await store.close()
+
+    async def chat_completions(request: Request) -> Response:
+        return await clients["chat"].handle(request)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        # The gateway fails open, so it stays ready with a tier down; the body says which.
+        exact = "up" if await clients["store"].serving(StoreClient.SERVICE) else "down"
+        status = "ok" if exact == "up" else "degraded"
+        return JSONResponse({"status": status, "tiers": {"exact": exact}})
+
+    async def passthrough(request: Request) -> Response:
+        """Every other /v1 endpoint (models, embeddings, ...) goes to the provider untouched, uncached."""
+        upstream: Upstream = clients["upstream"]
+        body = await read_body(request, settings.max_body_bytes)
+        response = await upstream.send(
+            request.method,
+            "/" + request.path_params["path"],
+            upstream.request_headers(request.headers),
+            body or None,
+            stream=True,
+            params=request.url.query,
+        )
+
+        async def relay():
+            try:
+                async for data in response.aiter_raw():
+                    yield data
+            finally:
+                await response.aclose()
+
+        headers = {**upstream.response_headers(response), "x-deja-cache": "bypass"}
+        return StreamingResponse(relay(), status_code=response.status_code, headers=headers)
+
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return exc.response()
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return ApiError(exc.status_code, exc.detail, code=f"http_{exc.status_code}").response()
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled_error", path=request.url.path, error=repr(exc))
+        return ApiError(500, "internal error in the Deja gateway", type="server_error").response()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/v1/{path:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ],
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
+        lifespan=lifespan,
+    )
+    return app

@@ -1,0 +1,37 @@
+"""What the client allows the cache to do for one request, from its headers."""
+
+from __future__ import annotations
+
+import enum
+
+import blake3
+
+
+class Policy(enum.Enum):
+    NORMAL = "miss"  # read, and write on a miss (value = the outcome when nothing was found)
+    REFRESH = "refresh"  # Cache-Control: no-cache -> skip the read, store the fresh answer
+    BYPASS = "bypass"  # Cache-Control: no-store (or no API key) -> neither read nor write
+
+
+def policy_from(cache_control: str | None) -> Policy:
+    if not cache_control:
+        return Policy.NORMAL
+    directives = {part.strip().split("=", 1)[0].lower() for part in cache_control.split(",")}
+    if "no-store" in directives:
+        return Policy.BYPASS
+    if "no-cache" in directives:
+        return Policy.REFRESH
+    return Policy.NORMAL
+
+
+def api_key_from(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def tenant_of(api_key: str) -> str:
+    """The tenant id: blake3 of the API key. The raw key is never stored or logged."""
+    return blake3.blake3(api_key.encode()).hexdigest()

@@ -1,0 +1,235 @@
+"""POST /v1/chat/completions: exact-cache lookup, upstream on a miss, store in the background.
+
+Every cache step fails open: a store that is down, slow or broken turns into a miss (and a
+skipped write), never into an error for the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from deja.clients import DependencyError, StoreClient
+from deja.logs import get_logger
+from deja.v1 import common_pb2, store_pb2
+from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
+from services.gateway.chat_request import API_FORMAT, ChatRequest, parse_chat_request
+from services.gateway.errors import ApiError, error_body
+from services.gateway.sse import StreamAssembler, event, is_cacheable, replay_chunks
+from services.gateway.upstream import Upstream
+
+log = get_logger("deja.gateway")
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or 413 as soon as it is known to exceed `limit` (never buffered past it)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _usage_of(completion: dict[str, Any]) -> common_pb2.Usage:
+    usage = completion.get("usage") or {}
+
+    def count(name: str) -> int:
+        value = usage.get(name)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    return common_pb2.Usage(
+        prompt_tokens=count("prompt_tokens"),
+        completion_tokens=count("completion_tokens"),
+        total_tokens=count("total_tokens"),
+    )
+
+
+def _upstream_error(response: httpx.Response, body: bytes, headers: dict[str, str]) -> Response:
+    """Pass the provider's error through; wrap it only when it is not an OpenAI-style body."""
+    try:
+        parsed = orjson.loads(body)
+        faithful = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str)
+    except orjson.JSONDecodeError:
+        faithful = False
+    if not faithful:
+        text = body[:500].decode("utf-8", "replace")
+        body = error_body(
+            f"upstream answered {response.status_code}: {text}",
+            type="upstream_error",
+            code=f"upstream_{response.status_code}",
+        )
+    headers.pop("content-type", None)
+    return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
+
+
+class ChatCompletions:
+    def __init__(self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
+        self._writes: set[asyncio.Task] = set()
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Let background cache writes finish (on shutdown)."""
+        if self._writes:
+            await asyncio.wait(self._writes, timeout=timeout_s)
+
+    # -- the endpoint ------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        chat = parse_chat_request(await read_body(request, self.max_body_bytes))
+        api_key = api_key_from(request.headers.get("authorization"))
+        # No key, no tenant: such a request is forwarded but never read from or written to the cache.
+        policy = policy_from(request.headers.get("cache-control")) if api_key else Policy.BYPASS
+        scope = common_pb2.Scope(tenant=tenant_of(api_key)) if api_key else None
+        key = chat.cache_key()
+
+        if policy is Policy.NORMAL:
+            entry = await self._lookup(scope, key)
+            if entry is not None:
+                response = self._serve_hit(chat, entry)
+                self._log(started, chat, scope, "hit-exact", response.status_code)
+                return response
+
+        headers = self.upstream.request_headers(request.headers)
+        write = policy is not Policy.BYPASS
+        if chat.stream:
+            response = await self._stream_from_upstream(chat, headers, scope, key, policy.value, write)
+        else:
+            response = await self._fetch_from_upstream(chat, headers, scope, key, policy.value, write)
+        self._log(started, chat, scope, policy.value, response.status_code)
+        return response
+
+    # -- cache side --------------------------------------------------------------------
+
+    async def _lookup(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
+        try:
+            entry = await self.store.get(scope, key)
+        except DependencyError as exc:
+            log.warning("exact_lookup_failed_open", error=str(exc))
+            return None
+        if entry is None or entry.api_format != API_FORMAT:
+            return None
+        return entry
+
+    def _serve_hit(self, chat: ChatRequest, entry: store_pb2.CacheEntry) -> Response:
+        age_s = max(0, (time.time_ns() // 1_000_000 - entry.created_at_ms) // 1000)
+        headers = {"x-deja-cache": "hit-exact", "x-deja-entry": entry.entry_id, "age": str(age_s)}
+        if not chat.stream:
+            return Response(entry.response, headers=headers, media_type="application/json")
+        completion = orjson.loads(entry.response)
+        return StreamingResponse(
+            replay_chunks(completion, chat.include_usage),
+            headers={**headers, **SSE_HEADERS},
+            media_type="text/event-stream",
+        )
+
+    def _write_later(
+        self, scope: common_pb2.Scope, key: bytes, chat: ChatRequest, body: bytes, completion: dict[str, Any]
+    ) -> None:
+        entry = store_pb2.CacheEntry(
+            api_format=API_FORMAT, model=chat.model, response=body, usage=_usage_of(completion)
+        )
+        task = asyncio.create_task(self._write(scope, key, entry))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, scope: common_pb2.Scope, key: bytes, entry: store_pb2.CacheEntry) -> None:
+        try:
+            result = await self.store.put(scope, key, entry)
+        except DependencyError as exc:
+            log.warning("exact_write_failed_open", error=str(exc))
+            return
+        if not result.stored:
+            log.info("exact_write_skipped", reason=result.reason, size_bytes=result.size_bytes)
+
+    # -- upstream side -----------------------------------------------------------------
+
+    async def _fetch_from_upstream(self, chat, headers, scope, key, outcome: str, write: bool) -> Response:
+        upstream = await self.upstream.send("POST", "/chat/completions", headers, chat.raw, stream=False)
+        body = upstream.content
+        out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
+        if upstream.status_code != 200:
+            return _upstream_error(upstream, body, out_headers)
+        if write:
+            try:
+                completion = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                completion = None
+            if isinstance(completion, dict) and is_cacheable(completion):
+                self._write_later(scope, key, chat, body, completion)
+        return Response(body, status_code=200, headers=out_headers)
+
+    async def _stream_from_upstream(self, chat, headers, scope, key, outcome: str, write: bool) -> Response:
+        upstream = await self.upstream.send("POST", "/chat/completions", headers, chat.raw, stream=True)
+        out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
+        is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
+        if upstream.status_code != 200 or not is_sse:
+            try:
+                body = await upstream.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await upstream.aclose()
+            if upstream.status_code != 200:
+                return _upstream_error(upstream, body, out_headers)
+            return Response(body, status_code=200, headers=out_headers)  # not a stream: pass it on, uncached
+
+        assembler = StreamAssembler()
+
+        async def relay():
+            try:
+                async for data in upstream.aiter_bytes():
+                    assembler.feed(data)
+                    yield data
+            except httpx.HTTPError as exc:
+                # Headers are gone already: tell the client in-band, the way providers do.
+                log.warning("upstream_stream_broken", error=type(exc).__name__)
+                yield event(
+                    {
+                        "error": {
+                            "message": "upstream stream broke off",
+                            "type": "upstream_error",
+                            "param": None,
+                            "code": "upstream_stream_broken",
+                        }
+                    }
+                )
+                return
+            finally:
+                await upstream.aclose()
+            if write and assembler.done and assembler.error is None:
+                completion = assembler.completion()
+                if is_cacheable(completion):
+                    self._write_later(scope, key, chat, orjson.dumps(completion), completion)
+
+        out_headers.pop("content-type", None)
+        return StreamingResponse(relay(), headers={**out_headers, **SSE_HEADERS}, media_type="text/event-stream")
+
+    def _log(self, started: float, chat: ChatRequest, scope, outcome: str, status: int) -> None:
+        if self.access_log:
+            log.info(
+                "request",
+                path="/v1/chat/completions",
+                status=status,
+                cache=outcome,
+                stream=chat.stream,
+                model=chat.model,
+                tenant=scope.tenant[:12] if scope else None,
+                ms=round((time.perf_counter() - started) * 1000, 3),
+            )

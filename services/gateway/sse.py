@@ -1,0 +1,196 @@
+"""Server-sent events for chat completions: assemble an upstream stream into one complete
+response (what the cache stores), and replay a stored response as a stream.
+
+`replay_chunks(assemble(stream))` yields a stream that assembles back to the same response,
+so streaming and non-streaming clients share one cache entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+CACHEABLE_FINISH = frozenset({"stop", "length", "tool_calls", "function_call"})
+_PIECE = re.compile(r"\s*\S+|\s+$")
+WORDS_PER_CHUNK = 3  # roughly the 3-5 tokens a provider sends per delta
+
+
+def event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def is_cacheable(completion: dict[str, Any]) -> bool:
+    """Only complete answers: every choice ended for a normal reason."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    return all(isinstance(c, dict) and c.get("finish_reason") in CACHEABLE_FINISH for c in choices)
+
+
+class StreamAssembler:
+    """Feed raw SSE bytes as they pass through; `completion()` once `done` is True."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._head: dict[str, Any] = {}
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: dict[str, Any] | None = None
+        self.done = False
+        self.error: dict[str, Any] | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                self.done = True
+                continue
+            try:
+                chunk = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                self.error = {"message": "malformed chunk from upstream"}
+                continue
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk:
+                self.error = chunk["error"]
+                continue
+            self._merge(chunk)
+
+    def _merge(self, chunk: dict[str, Any]) -> None:
+        for field in ("id", "created", "model", "system_fingerprint", "service_tier"):
+            if chunk.get(field) is not None:
+                self._head.setdefault(field, chunk[field])
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            slot = self._choices.setdefault(
+                choice.get("index", 0), {"message": {}, "logprobs": None, "finish_reason": None, "tools": {}}
+            )
+            for key, value in (choice.get("delta") or {}).items():
+                if value is not None:
+                    _merge_delta(slot, key, value)
+            if choice.get("finish_reason"):
+                slot["finish_reason"] = choice["finish_reason"]
+            logprobs = choice.get("logprobs")
+            if logprobs:
+                merged = slot["logprobs"] or {}
+                for key, items in logprobs.items():
+                    if isinstance(items, list):
+                        merged.setdefault(key, []).extend(items)
+                slot["logprobs"] = merged
+
+    def completion(self) -> dict[str, Any]:
+        choices = []
+        for index in sorted(self._choices):
+            slot = self._choices[index]
+            message = {"role": "assistant", "content": None, **slot["message"]}
+            if slot["tools"]:
+                message["tool_calls"] = [slot["tools"][i] for i in sorted(slot["tools"])]
+            choices.append(
+                {
+                    "index": index,
+                    "message": message,
+                    "logprobs": slot["logprobs"],
+                    "finish_reason": slot["finish_reason"],
+                }
+            )
+        body: dict[str, Any] = {
+            "id": self._head.get("id", ""),
+            "object": "chat.completion",
+            "created": self._head.get("created", 0),
+            "model": self._head.get("model", ""),
+            "choices": choices,
+        }
+        for field in ("system_fingerprint", "service_tier"):
+            if field in self._head:
+                body[field] = self._head[field]
+        if self._usage is not None:
+            body["usage"] = self._usage
+        return body
+
+
+def _merge_delta(slot: dict[str, Any], key: str, value: Any) -> None:
+    message = slot["message"]
+    if key == "tool_calls":
+        for call in value:
+            tool = slot["tools"].setdefault(
+                call.get("index", 0),
+                {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            if call.get("id"):
+                tool["id"] = call["id"]
+            if call.get("type"):
+                tool["type"] = call["type"]
+            function = call.get("function") or {}
+            if function.get("name") and not tool["function"]["name"]:
+                tool["function"]["name"] = function["name"]
+            tool["function"]["arguments"] += function.get("arguments") or ""
+    elif key == "function_call":
+        current = message.setdefault("function_call", {"name": "", "arguments": ""})
+        if value.get("name") and not current["name"]:
+            current["name"] = value["name"]
+        current["arguments"] += value.get("arguments") or ""
+    elif key == "role":
+        message["role"] = value
+    elif isinstance(value, str):
+        message[key] = (message.get(key) or "") + value
+    elif isinstance(value, list) and isinstance(message.get(key), list):
+        message[key].extend(value)
+    else:
+        message[key] = value
+
+
+def _text_pieces(text: str) -> Iterator[str]:
+    pieces = _PIECE.findall(text)
+    for start in range(0, len(pieces), WORDS_PER_CHUNK):
+        yield "".join(pieces[start : start + WORDS_PER_CHUNK])
+
+
+def replay_chunks(completion: dict[str, Any], include_usage: bool) -> Iterator[bytes]:
+    """A stored chat.completion as the SSE stream a provider would have sent, ending in [DONE]."""
+    head = {
+        "id": completion.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
+    for field in ("system_fingerprint", "service_tier"):
+        if field in completion:
+            head[field] = completion[field]
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return event({**head, "choices": [choice]})
+
+    for choice in completion.get("choices") or ():
+        index = choice.get("index", 0)
+        message = dict(choice.get("message") or {})
+        content = message.pop("content", None)
+        tool_calls = message.pop("tool_calls", None)
+        role = message.pop("role", "assistant")
+        yield chunk(index, {"role": role, "content": "" if isinstance(content, str) else None})
+        # Reasoning and other text fields first (as providers stream them), then the answer.
+        for key, value in message.items():
+            if isinstance(value, str):
+                for piece in _text_pieces(value):
+                    yield chunk(index, {key: piece})
+            elif value is not None:
+                yield chunk(index, {key: value})
+        if isinstance(content, str):
+            for piece in _text_pieces(content):
+                yield chunk(index, {"content": piece})
+        for i, call in enumerate(tool_calls or ()):
+            yield chunk(index, {"tool_calls": [{"index": i, **call}]})
+        yield chunk(index, {}, choice.get("finish_reason"), choice.get("logprobs"))
+    if include_usage and completion.get("usage") is not None:
+        yield event({**head, "choices": [], "usage": completion["usage"]})
+    yield DONE

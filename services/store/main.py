@@ -1,0 +1,50 @@
+"""Wiring: settings from env -> Redis store -> gRPC server with health tied to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from deja.grpc_server import run_grpc_service
+from deja.logs import configure_logging
+from deja.settings import load
+from deja.v1 import store_pb2, store_pb2_grpc
+from services.store.redis_store import RedisExactStore
+from services.store.servicer import StoreServicer
+from services.store.settings import StoreSettings
+
+SERVICE_NAME = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
+
+
+async def serve(settings: StoreSettings) -> None:
+    store = RedisExactStore.from_url(
+        settings.redis_url,
+        timeout_ms=settings.redis_timeout_ms,
+        pool_size=settings.redis_pool_size,
+        default_ttl_s=settings.default_ttl_s,
+        max_ttl_s=settings.max_ttl_s,
+        max_entry_bytes=settings.max_entry_bytes,
+    )
+
+    async def redis_reachable() -> bool:
+        try:
+            return await asyncio.wait_for(store.ping(), timeout=1.0)
+        except Exception:
+            return False
+
+    await run_grpc_service(
+        name="store",
+        host=settings.host,
+        port=settings.port,
+        register=lambda server: store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(store), server),
+        service_names=[SERVICE_NAME],
+        probe=redis_reachable,
+        on_stop=store.close,
+    )
+
+
+def main() -> None:
+    settings = load(StoreSettings)
+    configure_logging("store", settings.log_level)
+    uvloop.run(serve(settings))

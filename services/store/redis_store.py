@@ -1,0 +1,206 @@
+"""The exact cache in Redis: entries, TTLs, size limits and per-tenant accounting.
+
+Layout (every key of a tenant shares the hash tag `{tenant}`, so the Lua scripts stay
+valid on Redis Cluster):
+
+    deja:{T}:e:<ns>:<key hex>   serialized CacheEntry, with a Redis TTL
+    deja:{T}:idx                ZSET  member "<ns>:<key hex>" -> expires_at_ms
+    deja:{T}:size               HASH  member -> stored bytes
+    deja:{T}:stats              HASH  hits, misses, bytes
+
+Entries expire by Redis TTL; the index and byte counter are trimmed lazily (on Put and
+Stats) so `entries` and `bytes` count only live entries. Each operation is one round trip.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import blake3
+import redis.asyncio as aioredis
+from google.protobuf.message import DecodeError
+
+from deja.v1 import store_pb2
+
+_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+# Shared by put and stats: drop up to 500 expired members from the index and byte count.
+_PURGE = """
+local function purge(idx, size, stats, now)
+  local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 500)
+  if #gone == 0 then return end
+  local freed = 0
+  for _, m in ipairs(gone) do
+    freed = freed + tonumber(redis.call('HGET', size, m) or '0')
+  end
+  redis.call('HDEL', size, unpack(gone))
+  redis.call('ZREM', idx, unpack(gone))
+  redis.call('HINCRBY', stats, 'bytes', -freed)
+end
+"""
+
+# KEYS: entry, stats
+_GET = """
+local v = redis.call('GET', KEYS[1])
+redis.call('HINCRBY', KEYS[2], v and 'hits' or 'misses', 1)
+return v
+"""
+
+# KEYS: entry, idx, size, stats; ARGV: member, value, ttl_ms, expires_at_ms, now_ms
+_PUT = (
+    _PURGE
+    + """
+purge(KEYS[2], KEYS[3], KEYS[4], ARGV[5])
+local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local new = string.len(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], new)
+redis.call('HINCRBY', KEYS[4], 'bytes', new - old)
+return new
+"""
+)
+
+# KEYS: entry, idx, size, stats; ARGV: member
+_DELETE = """
+local existed = redis.call('DEL', KEYS[1])
+local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if old > 0 then redis.call('HINCRBY', KEYS[4], 'bytes', -old) end
+return existed
+"""
+
+# KEYS: idx, size, stats; ARGV: now_ms
+_STATS = (
+    _PURGE
+    + """
+purge(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+local s = redis.call('HMGET', KEYS[3], 'hits', 'misses', 'bytes')
+return {s[1] or '0', s[2] or '0', s[3] or '0', redis.call('ZCARD', KEYS[1])}
+"""
+)
+
+
+class InvalidRequest(ValueError):
+    """The caller sent something the store refuses (bad tenant, key or entry)."""
+
+
+@dataclass(frozen=True)
+class PutResult:
+    stored: bool
+    reason: str = ""
+    expires_at_ms: int = 0
+    size_bytes: int = 0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class RedisExactStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        default_ttl_s: int,
+        max_ttl_s: int,
+        max_entry_bytes: int,
+    ) -> None:
+        self._redis = client
+        self._default_ttl_s = default_ttl_s
+        self._max_ttl_s = max_ttl_s
+        self._max_entry_bytes = max_entry_bytes
+        self._get = client.register_script(_GET)
+        self._put = client.register_script(_PUT)
+        self._delete = client.register_script(_DELETE)
+        self._stats = client.register_script(_STATS)
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_ms: int, pool_size: int, **limits: int) -> RedisExactStore:
+        # BlockingConnectionPool waits for a free connection under bursts instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=pool_size,
+            timeout=timeout_ms / 1000,
+            socket_timeout=timeout_ms / 1000,
+            socket_connect_timeout=timeout_ms / 1000,
+        )
+        return cls(aioredis.Redis(connection_pool=pool), **limits)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
+    # -- keys --------------------------------------------------------------------------
+
+    @staticmethod
+    def _tenant_prefix(tenant: str) -> str:
+        if not _TENANT.match(tenant):
+            raise InvalidRequest("scope.tenant must be 1-128 characters of [A-Za-z0-9_-]")
+        return f"deja:{{{tenant}}}"
+
+    @staticmethod
+    def _member(scope: store_pb2.common__pb2.Scope, key: bytes) -> str:
+        if len(key) != 32:
+            raise InvalidRequest("key must be 32 bytes (blake3 of the canonical request)")
+        # Namespaces are caller-chosen text; hashing keeps them from forging key structure.
+        ns = blake3.blake3(scope.namespace.encode()).hexdigest(8) if scope.namespace else "-"
+        return f"{ns}:{key.hex()}"
+
+    def _keys(self, scope, key: bytes) -> tuple[str, str, list[str]]:
+        prefix = self._tenant_prefix(scope.tenant)
+        member = self._member(scope, key)
+        entry = f"{prefix}:e:{member}"
+        return member, entry, [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:stats"]
+
+    # -- operations --------------------------------------------------------------------
+
+    async def get(self, scope, key: bytes) -> store_pb2.CacheEntry | None:
+        _member, entry_key, (_idx, _size, stats) = self._keys(scope, key)
+        raw = await self._get(keys=[entry_key, stats])
+        if raw is None:
+            return None
+        try:
+            return store_pb2.CacheEntry.FromString(raw)
+        except DecodeError:
+            # A corrupted value is never served: drop it and report a miss.
+            await self.delete(scope, key)
+            return None
+
+    async def put(self, scope, key: bytes, entry: store_pb2.CacheEntry, ttl_s: int) -> PutResult:
+        if not entry.response:
+            raise InvalidRequest("entry.response is empty")
+        member, entry_key, (idx, size, stats) = self._keys(scope, key)
+        ttl_s = min(ttl_s or self._default_ttl_s, self._max_ttl_s)
+        now = _now_ms()
+        stored = store_pb2.CacheEntry()
+        stored.CopyFrom(entry)
+        stored.entry_id = key.hex()
+        stored.created_at_ms = now
+        stored.expires_at_ms = now + ttl_s * 1000
+        value = stored.SerializeToString()
+        if len(value) > self._max_entry_bytes:
+            return PutResult(stored=False, reason="too_large", size_bytes=len(value))
+        await self._put(
+            keys=[entry_key, idx, size, stats],
+            args=[member, value, ttl_s * 1000, stored.expires_at_ms, now],
+        )
+        return PutResult(stored=True, expires_at_ms=stored.expires_at_ms, size_bytes=len(value))
+
+    async def delete(self, scope, key: bytes) -> bool:
+        member, entry_key, (idx, size, stats) = self._keys(scope, key)
+        return bool(await self._delete(keys=[entry_key, idx, size, stats], args=[member]))
+
+    async def stats(self, tenant: str) -> store_pb2.TenantStats:
+        prefix = self._tenant_prefix(tenant)
+        hits, misses, nbytes, entries = await self._stats(
+            keys=[f"{prefix}:idx", f"{prefix}:size", f"{prefix}:stats"], args=[_now_ms()]
+        )
+        return store_pb2.TenantStats(
+            tenant=tenant, hits=int(hits), misses=int(misses), entries=int(entries), bytes=max(0, int(nbytes))
+        )

@@ -1,0 +1,69 @@
+"""gRPC face of the exact cache: validates, calls RedisExactStore, maps failures to status codes.
+
+Redis being down or slow becomes UNAVAILABLE / DEADLINE_EXCEEDED, which the gateway treats
+as a miss (fail open); a malformed request becomes INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import grpc
+import redis.exceptions
+
+from deja.logs import get_logger
+from deja.v1 import store_pb2, store_pb2_grpc
+from services.store.redis_store import InvalidRequest, RedisExactStore
+
+log = get_logger("deja.store")
+
+
+async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> None:
+    if isinstance(exc, InvalidRequest):
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        log.warning("redis_timeout", op=op)
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "redis timed out")
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        log.warning("redis_unavailable", op=op, error=str(exc))
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "redis unavailable")
+    log.error("store_error", op=op, error=repr(exc))
+    await context.abort(grpc.StatusCode.INTERNAL, f"{op} failed")
+
+
+class StoreServicer(store_pb2_grpc.StoreServiceServicer):
+    def __init__(self, store: RedisExactStore) -> None:
+        self._store = store
+
+    async def Get(self, request, context):
+        try:
+            entry = await self._store.get(request.scope, request.key)
+        except Exception as exc:
+            await _fail(context, exc, "get")
+        if entry is None:
+            return store_pb2.StoreGetResponse(found=False)
+        return store_pb2.StoreGetResponse(found=True, entry=entry)
+
+    async def Put(self, request, context):
+        try:
+            result = await self._store.put(request.scope, request.key, request.entry, request.ttl_seconds)
+        except Exception as exc:
+            await _fail(context, exc, "put")
+        return store_pb2.StorePutResponse(
+            stored=result.stored,
+            reason=result.reason,
+            expires_at_ms=result.expires_at_ms,
+            size_bytes=result.size_bytes,
+        )
+
+    async def Delete(self, request, context):
+        try:
+            deleted = await self._store.delete(request.scope, request.key)
+        except Exception as exc:
+            await _fail(context, exc, "delete")
+        return store_pb2.StoreDeleteResponse(deleted=deleted)
+
+    async def Stats(self, request, context):
+        try:
+            stats = await self._store.stats(request.tenant)
+        except Exception as exc:
+            await _fail(context, exc, "stats")
+        return store_pb2.StoreStatsResponse(stats=stats)
