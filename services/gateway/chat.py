@@ -176,7 +176,12 @@ class ChatCompletions:
         return Response(body, status_code=200, headers=out_headers)
 
     async def _stream_from_upstream(self, chat, headers, scope, key, outcome: str, write: bool) -> Response:
-        upstream = await self.upstream.send("POST", "/chat/completions", headers, chat.raw, stream=True)
+        body = chat.raw
+        if not chat.include_usage:
+            # Ask for usage anyway so the entry can be priced; the assembler hides it from this client.
+            options = {**(chat.body.get("stream_options") or {}), "include_usage": True}
+            body = orjson.dumps({**chat.body, "stream_options": options})
+        upstream = await self.upstream.send("POST", "/chat/completions", headers, body, stream=True)
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
         if upstream.status_code != 200 or not is_sse:
@@ -190,13 +195,17 @@ class ChatCompletions:
                 return _upstream_error(upstream, body, out_headers)
             return Response(body, status_code=200, headers=out_headers)  # not a stream: pass it on, uncached
 
-        assembler = StreamAssembler()
+        assembler = StreamAssembler(hide_usage=not chat.include_usage)
 
         async def relay():
             try:
                 async for data in upstream.aiter_bytes():
-                    assembler.feed(data)
-                    yield data
+                    forward = assembler.feed(data)
+                    if forward:
+                        yield forward
+                rest = assembler.flush()
+                if rest:
+                    yield rest
             except httpx.HTTPError as exc:
                 # Headers are gone already: tell the client in-band, the way providers do.
                 log.warning("upstream_stream_broken", error=type(exc).__name__)

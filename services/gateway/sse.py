@@ -32,38 +32,63 @@ def is_cacheable(completion: dict[str, Any]) -> bool:
 
 
 class StreamAssembler:
-    """Feed raw SSE bytes as they pass through; `completion()` once `done` is True."""
+    """Feed raw SSE bytes as they pass through; `completion()` once `done` is True.
 
-    def __init__(self) -> None:
+    `feed` returns the bytes to forward to the client. With `hide_usage`, the usage-only
+    chunk is dropped from them: the gateway asks the provider for usage on every stream (so
+    each entry can be priced) but a client that did not ask for it must not see it.
+    """
+
+    def __init__(self, hide_usage: bool = False) -> None:
+        self._hide_usage = hide_usage
         self._buffer = b""
+        self._skip_blank = False
         self._head: dict[str, Any] = {}
         self._choices: dict[int, dict[str, Any]] = {}
         self._usage: dict[str, Any] | None = None
         self.done = False
         self.error: dict[str, Any] | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> bytes:
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
+        forward = []
         for line in lines:
-            line = line.rstrip(b"\r")
-            if not line.startswith(b"data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == b"[DONE]":
-                self.done = True
-                continue
-            try:
-                chunk = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                self.error = {"message": "malformed chunk from upstream"}
-                continue
-            if not isinstance(chunk, dict):
-                continue
-            if "error" in chunk:
-                self.error = chunk["error"]
-                continue
-            self._merge(chunk)
+            if self._line(line.rstrip(b"\r")):
+                self._skip_blank = False
+                forward.append(line + b"\n")
+        return b"".join(forward)
+
+    def flush(self) -> bytes:
+        """Whatever trailed the last newline (a well-formed stream leaves nothing)."""
+        rest, self._buffer = self._buffer, b""
+        return rest
+
+    def _line(self, line: bytes) -> bool:
+        """Take in one line; False when it must not be forwarded."""
+        if not line:
+            return not self._skip_blank
+        if not line.startswith(b"data:"):
+            return True
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            self.done = True
+            return True
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.error = {"message": "malformed chunk from upstream"}
+            return True
+        if not isinstance(chunk, dict):
+            return True
+        if "error" in chunk:
+            self.error = chunk["error"]
+            return True
+        self._merge(chunk)
+        if self._hide_usage and not chunk.get("choices") and chunk.get("usage"):
+            self._skip_blank = True
+            return False
+        return True
 
     def _merge(self, chunk: dict[str, Any]) -> None:
         for field in ("id", "created", "model", "system_fingerprint", "service_tier"):

@@ -1,0 +1,305 @@
+"""`deja bench`: latency and throughput of the exact-hit path, on a throwaway local cluster.
+
+The cluster runs the mock provider with 0 ms latency and no access log, so the figures are
+the cost of Deja itself. Reference rows (bare Redis, a bare store Get, the bare mock provider)
+show where the time of a gateway hit goes.
+
+HTTP is measured with a minimal raw HTTP/1.1 keep-alive client: a general-purpose client such
+as httpx costs more per request than the gateway does on a small machine, and would hide it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import orjson
+import psutil
+import redis
+import uvloop
+
+from deja.clients import StoreClient
+from deja.cluster import Cluster, free_port
+from deja.v1 import common_pb2
+from services.gateway.cache_policy import tenant_of
+from services.gateway.chat_request import parse_chat_request
+
+API_KEY = "bench-key"
+CHAT_PATH = "/v1/chat/completions"
+BODY = orjson.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What does an exact cache hit cost?"}]}
+)
+WARMUP = 50  # untimed requests first, so lazy imports and first-call setup stay out of the figures
+CONNECTIONS = (1, 16, 64)
+TARGETS = "exact hit p50 <= 2 ms; >= 1,500 req/s with one gateway worker; RSS <= 150 MB for gateway and store"
+
+
+# -- a minimal HTTP/1.1 keep-alive client -------------------------------------------------
+
+
+def post_bytes(port: int, path: str, body: bytes) -> bytes:
+    """One complete POST request, built once and sent as is on every call."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class HttpConnection:
+    """One keep-alive connection; responses must carry Content-Length (no chunked bodies)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> HttpConnection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def send(self, request: bytes) -> tuple[int, bytes, bytes]:
+        """(status, lower-cased head, body)."""
+        self.writer.write(request)  # small request: the transport buffers it, no drain needed
+        head = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+        start = head.find(b"\r\ncontent-length:")
+        if start < 0:
+            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
+        end = head.index(b"\r\n", start + 2)
+        body = await self.reader.readexactly(int(head[start + 17 : end]))
+        return int(head[9:12]), head, body
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+@dataclass
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+def summarize(samples_s: list[float]) -> Latency:
+    ordered = sorted(samples_s)
+
+    def rank_ms(q: float) -> float:  # nearest rank: a value that was actually observed
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return Latency(rank_ms(0.50), rank_ms(0.99), statistics.fmean(ordered) * 1000)
+
+
+async def time_async(call: Callable[[], Awaitable[object]], requests: int) -> Latency:
+    for _ in range(WARMUP):
+        await call()
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    return summarize(samples)
+
+
+def time_sync(call: Callable[[], object], requests: int) -> Latency:
+    for _ in range(WARMUP):
+        call()
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return summarize(samples)
+
+
+# -- the measurements -----------------------------------------------------------------------
+
+
+def redis_get_latency(port: int, requests: int) -> Latency:
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        client.set("deja-bench:raw", os.urandom(512).hex())  # ~1 KB, about the size of a cached completion
+        return time_sync(lambda: client.get("deja-bench:raw"), requests)
+    finally:
+        client.close()
+
+
+async def store_get_latency(addr: str, requests: int) -> Latency:
+    # The same scope and key the gateway derived for BODY, so this reads the seeded entry.
+    scope = common_pb2.Scope(tenant=tenant_of(API_KEY))
+    key = parse_chat_request(BODY).cache_key()
+    store = StoreClient(addr, timeout_s=2.0)
+    try:
+        if await store.get(scope, key) is None:
+            raise SystemExit("deja bench: the store has no entry for the seeded request (tenant/key mismatch?)")
+        return await time_async(lambda: store.get(scope, key), requests)
+    finally:
+        await store.close()
+
+
+async def http_latency(port: int, request: bytes, requests: int) -> Latency:
+    conn = await HttpConnection.open(port)
+
+    async def call() -> None:
+        status, _, body = await conn.send(request)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status} on port {port}: {body[:300]!r}")
+
+    try:
+        return await time_async(call, requests)
+    finally:
+        await conn.close()
+
+
+async def seed_exact_entry(port: int) -> None:
+    """One miss stores the answer in the background; the next identical request must be a hit."""
+    conn = await HttpConnection.open(port)
+    try:
+        request = post_bytes(port, CHAT_PATH, BODY)
+        status, _, body = await conn.send(request)
+        if status != 200:
+            raise SystemExit(f"deja bench: seeding request failed with HTTP {status}: {body[:300]!r}")
+        await asyncio.sleep(0.3)  # the cache write runs after the response
+        status, head, _ = await conn.send(request)
+        if status != 200 or b"\r\nx-deja-cache: hit-exact\r\n" not in head:
+            raise SystemExit(f"deja bench: expected an exact hit after seeding, got HTTP {status}:\n{head.decode()}")
+    finally:
+        await conn.close()
+
+
+async def sequential_rows(cluster: Cluster, requests: int) -> list[tuple[str, Latency]]:
+    return [
+        ("store gRPC Get", await store_get_latency(cluster.store_addr, requests)),
+        (
+            "mock upstream direct (0 ms latency)",
+            await http_latency(cluster.mock_port, post_bytes(cluster.mock_port, CHAT_PATH, BODY), requests),
+        ),
+        (
+            "gateway exact hit",
+            await http_latency(cluster.gateway_port, post_bytes(cluster.gateway_port, CHAT_PATH, BODY), requests),
+        ),
+    ]
+
+
+# -- throughput: runs in a spawned process, away from the parent's log-pump threads ---------
+
+
+@dataclass
+class Throughput:
+    connections: int
+    done: int
+    errors: int
+    elapsed_s: float
+    latency: Latency
+
+    @property
+    def per_second(self) -> float:
+        return self.done / self.elapsed_s
+
+
+async def _load(port: int, connections: int, seconds: float) -> Throughput:
+    request = post_bytes(port, CHAT_PATH, BODY)
+    conns = [await HttpConnection.open(port) for _ in range(connections)]
+    for conn in conns:  # warm every connection before the clock starts
+        await conn.send(request)
+    samples: list[float] = []
+    errors = 0
+
+    async def loop(conn: HttpConnection, deadline: float) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                status, _, _ = await conn.send(request)
+            except (OSError, asyncio.IncompleteReadError):
+                errors += 1
+                conn = await HttpConnection.open(port)  # a dropped connection: count it, carry on
+                continue
+            if status == 200:
+                samples.append(time.perf_counter() - started)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(conn, started + seconds) for conn in conns))
+    elapsed = time.perf_counter() - started
+    for conn in conns:
+        await conn.close()
+    return Throughput(connections, len(samples), errors, elapsed, summarize(samples))
+
+
+def load_worker(port: int, connections: int, seconds: float) -> Throughput:
+    return uvloop.run(_load(port, connections, seconds))
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def print_report(
+    requests: int, seconds: float, rows: list[tuple[str, Latency]], runs: list[Throughput], rss: dict[str, float]
+) -> None:
+    print(f"\nDeja bench: exact-hit path   (os.cpu_count() = {os.cpu_count()})")
+    print("note: the load generator shares the machine's cores with the cluster (Redis, store, gateway, mock)\n")
+    title = f"sequential latency, 1 connection, {requests} requests"
+    print(f"{title:<44}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
+    for name, lat in rows:
+        print(f"  {name:<42}{lat.p50_ms:>9.3f}{lat.p99_ms:>9.3f}{lat.mean_ms:>9.3f}")
+    title = f"gateway exact hit throughput, {seconds:g} s per run"
+    print(f"\n{title:<44}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>9}")
+    for run in runs:
+        lat = run.latency
+        print(
+            f"  {f'{run.connections} connection(s)':<42}{run.per_second:>9,.0f}"
+            f"{lat.p50_ms:>9.3f}{lat.p99_ms:>9.3f}{run.errors:>9}"
+        )
+    print("\nresident memory after load (RSS)")
+    for name, mb in rss.items():
+        print(f"  {name:<42}{mb:>9.1f} MB")
+    print(f"\ntargets: {TARGETS}")
+
+
+def _cluster_lines_only(name: str, line: str) -> None:
+    if name == "cluster":
+        print(f"{name:<14}| {line}", flush=True)
+
+
+def run_bench(seconds: float, requests: int) -> None:
+    cluster = Cluster(
+        state_dir=Path(tempfile.mkdtemp(prefix="deja-bench-")),
+        upstream="mock",
+        mock_latency_ms=0,
+        persist=False,
+        gateway_port=free_port(),
+        store_port=free_port(),
+        redis_port=free_port(),
+        mock_port=free_port(),
+        sink=_cluster_lines_only,
+        extra_env={"DEJA_ACCESS_LOG": "false"},  # one log line per request would dominate the measurement
+    )
+    cluster.start()
+    try:
+        uvloop.run(seed_exact_entry(cluster.gateway_port))
+        rows = [("redis GET (bare)", redis_get_latency(cluster.redis_port, requests))]
+        rows += uvloop.run(sequential_rows(cluster, requests))
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            runs = [pool.submit(load_worker, cluster.gateway_port, n, seconds).result() for n in CONNECTIONS]
+        rss = {name: rss_mb(cluster.procs[name].popen.pid) for name in ("gateway", "store")}
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.state_dir, ignore_errors=True)
+    print_report(requests, seconds, rows, runs, rss)

