@@ -278,7 +278,7 @@ def _cluster_lines_only(name: str, line: str) -> None:
         print(f"{name:<14}| {line}", flush=True)
 
 
-def run_bench(seconds: float, requests: int) -> None:
+def run_bench(seconds: float, requests: int, access_log: bool = False) -> None:
     cluster = Cluster(
         state_dir=Path(tempfile.mkdtemp(prefix="deja-bench-")),
         upstream="mock",
@@ -289,7 +289,8 @@ def run_bench(seconds: float, requests: int) -> None:
         redis_port=free_port(),
         mock_port=free_port(),
         sink=_cluster_lines_only,
-        extra_env={"DEJA_ACCESS_LOG": "false"},  # one log line per request would dominate the measurement
+        # Off by default: the figures are the cache path itself; --access-log shows what logging adds.
+        extra_env={"DEJA_ACCESS_LOG": "true" if access_log else "false"},
     )
     cluster.start()
     try:
@@ -303,3 +304,4 @@ def run_bench(seconds: float, requests: int) -> None:
         cluster.stop()
         shutil.rmtree(cluster.state_dir, ignore_errors=True)
     print_report(requests, seconds, rows, runs, rss)
+    print(f"gateway access log: {'on' if access_log else 'off'}")

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     bench = sub.add_parser("bench", help="exact-hit latency and throughput through the gateway")
     bench.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
     bench.add_argument("--requests", type=int, default=2000, help="sequential requests per latency row")
+    bench.add_argument("--access-log", action="store_true", help="keep the gateway's per-request log line on")
 
     sub.add_parser("config", help="print every DEJA_* setting as a Markdown table")
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "bench":
             from deja.bench import run_bench
 
-            run_bench(seconds=args.seconds, requests=args.requests)
+            run_bench(seconds=args.seconds, requests=args.requests, access_log=args.access_log)
         elif args.command == "config":
             _config(args)
     except ConfigError as exc:
