@@ -256,7 +256,14 @@ class Cluster:
             self.terminate(name)
 
     def wait(self) -> None:
-        """Block until any process exits or Ctrl-C; then stop everything."""
+        """Block until any process exits, Ctrl-C or SIGTERM; then stop everything in order."""
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        # Also when started in the background, where SIGINT arrives ignored.
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
         try:
             while all(p.running for p in self.procs.values()):
                 time.sleep(0.2)
