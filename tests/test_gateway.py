@@ -200,3 +200,12 @@ def test_health_readiness_models_and_unknown_routes(cluster):
     assert "gpt-4o-mini" in [m.id for m in models.data]
     missing = httpx.get(f"{cluster.gateway_url}/nowhere")
     assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_store_service_offers_health_and_reflection(cluster):
+    import grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with grpc.insecure_channel(cluster.store_addr) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"deja.v1.StoreService", "grpc.health.v1.Health"} <= services
