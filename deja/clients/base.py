@@ -15,8 +15,6 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from deja.v1 import common_pb2, store_pb2, store_pb2_grpc
-
 R = TypeVar("R")
 
 
@@ -104,29 +102,3 @@ class GrpcClient:
 
     async def close(self) -> None:
         await self.channel.close()
-
-
-class StoreClient(GrpcClient):
-    SERVICE = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
-
-    def __init__(self, addr: str, *, timeout_s: float, breaker: CircuitBreaker | None = None) -> None:
-        super().__init__(addr, timeout_s=timeout_s, breaker=breaker)
-        self._stub = store_pb2_grpc.StoreServiceStub(self.channel)
-
-    async def get(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
-        reply = await self.call(self._stub.Get, store_pb2.StoreGetRequest(scope=scope, key=key))
-        return reply.entry if reply.found else None
-
-    async def put(
-        self, scope: common_pb2.Scope, key: bytes, entry: store_pb2.CacheEntry, ttl_s: int = 0
-    ) -> store_pb2.StorePutResponse:
-        request = store_pb2.StorePutRequest(scope=scope, key=key, entry=entry, ttl_seconds=ttl_s)
-        return await self.call(self._stub.Put, request)
-
-    async def delete(self, scope: common_pb2.Scope, key: bytes) -> bool:
-        reply = await self.call(self._stub.Delete, store_pb2.StoreDeleteRequest(scope=scope, key=key))
-        return reply.deleted
-
-    async def stats(self, tenant: str) -> store_pb2.TenantStats:
-        reply = await self.call(self._stub.Stats, store_pb2.StoreStatsRequest(tenant=tenant))
-        return reply.stats

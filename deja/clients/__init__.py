@@ -1,0 +1,25 @@
+"""Typed clients for the Deja gRPC services, built for failing open.
+
+`base` holds what every client shares (channel, deadline, circuit breaker, error translation);
+one module per service holds its typed client.
+"""
+
+from deja.clients.base import (
+    BadRequest,
+    CircuitBreaker,
+    DependencyError,
+    DependencyTimeout,
+    DependencyUnavailable,
+    GrpcClient,
+)
+from deja.clients.store import StoreClient
+
+__all__ = [
+    "BadRequest",
+    "CircuitBreaker",
+    "DependencyError",
+    "DependencyTimeout",
+    "DependencyUnavailable",
+    "GrpcClient",
+    "StoreClient",
+]
