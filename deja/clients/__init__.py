@@ -12,7 +12,10 @@ from deja.clients.base import (
     DependencyUnavailable,
     GrpcClient,
 )
+from deja.clients.embedder import EmbedderClient
+from deja.clients.semantic_index import SemanticIndexClient
 from deja.clients.store import StoreClient
+from deja.clients.verifier import VerifierClient
 
 __all__ = [
     "BadRequest",
@@ -20,6 +23,9 @@ __all__ = [
     "DependencyError",
     "DependencyTimeout",
     "DependencyUnavailable",
+    "EmbedderClient",
     "GrpcClient",
+    "SemanticIndexClient",
     "StoreClient",
+    "VerifierClient",
 ]
