@@ -9,22 +9,25 @@ deja config                              every DEJA_* setting, its default and m
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from deja.settings import ConfigError
 
-SERVICES = ("store", "gateway", "mock-provider")
+# `deja serve NAME` -> the module whose main() runs that service.
+SERVICES = {
+    "store": "services.store.main",
+    "embedder": "services.embedder.main",
+    "semantic-index": "services.semantic_index.main",
+    "verifier": "services.verifier.main",
+    "gateway": "services.gateway.main",
+    "mock-provider": "services.mock_provider.main",
+}
 
 
 def _serve(name: str) -> None:
-    if name == "store":
-        from services.store.main import main
-    elif name == "gateway":
-        from services.gateway.main import main
-    else:
-        from services.mock_provider.main import main
-    main()
+    importlib.import_module(SERVICES[name]).main()
 
 
 def _cluster(args: argparse.Namespace) -> None:
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run one service (configured by DEJA_* environment variables)")
-    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("service", choices=list(SERVICES))
 
     cluster = sub.add_parser("cluster", help="run the whole local cluster (what `make run` does)")
     cluster.add_argument("--upstream", help="'mock' for the built-in mock provider, or a provider base URL")

@@ -125,6 +125,10 @@ class Cluster:
     store_port: int = 50051
     redis_port: int = 6379
     mock_port: int = 8090
+    embedder_port: int = 50052
+    semantic_port: int = 50053
+    verifier_port: int = 50054
+    semantic: bool = True  # the L2/L3 services (embedder, semantic index, verifier)
     mock_latency_ms: int = 300
     redis_url: str | None = None  # an existing Redis: start none
     persist: bool = True  # append-only file under state_dir
@@ -148,78 +152,105 @@ class Cluster:
         env = {**os.environ, **self.extra_env, **values, "PYTHONUNBUFFERED": "1"}
         return env
 
-    def _plan(self) -> list[Proc]:
-        deja = [sys.executable, "-m", "deja"]
-        plan = []
+    def _service(self, name: str, port: int, **env: str) -> Proc:
+        addr = f"127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "deja", "serve", name]
+        return Proc(name, argv, self._env(**env), lambda: grpc_ready(addr))
+
+    def _plan(self) -> list[list[Proc]]:
+        """Stages in dependency order; the processes of one stage start together."""
+        stages: list[list[Proc]] = []
         redis_url = self.redis_url
         if redis_url is None:
             data = self.state_dir / "redis"
             data.mkdir(parents=True, exist_ok=True)
             argv = redis_argv(self.redis_port, data, persist=self.persist)
-            plan.append(Proc("redis", argv, self._env(), lambda: redis_ready(self.redis_port)))
+            stages.append([Proc("redis", argv, self._env(), lambda: redis_ready(self.redis_port))])
             redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        plan.append(
-            Proc(
-                "store",
-                [*deja, "serve", "store"],
-                self._env(DEJA_STORE_PORT=str(self.store_port), DEJA_REDIS_URL=redis_url),
-                lambda: grpc_ready(self.store_addr),
+        services = [
+            self._service("store", self.store_port, DEJA_STORE_PORT=str(self.store_port), DEJA_REDIS_URL=redis_url)
+        ]
+        gateway_env = {"DEJA_GATEWAY_PORT": str(self.gateway_port), "DEJA_STORE_ADDR": self.store_addr}
+        if self.semantic:
+            services += [
+                self._service(
+                    "embedder", self.embedder_port, DEJA_EMBEDDER_PORT=str(self.embedder_port), DEJA_REDIS_URL=redis_url
+                ),
+                self._service(
+                    "semantic-index", self.semantic_port, DEJA_SEMANTIC_PORT=str(self.semantic_port),
+                    DEJA_SEMANTIC_DATA_DIR=str(self.state_dir / "semantic"),
+                ),
+                self._service("verifier", self.verifier_port, DEJA_VERIFIER_PORT=str(self.verifier_port)),
+            ]  # fmt: skip
+            gateway_env.update(
+                DEJA_EMBEDDER_ADDR=f"127.0.0.1:{self.embedder_port}",
+                DEJA_SEMANTIC_ADDR=f"127.0.0.1:{self.semantic_port}",
+                DEJA_VERIFIER_ADDR=f"127.0.0.1:{self.verifier_port}",
             )
-        )
-        upstream_env = {}
+        else:
+            gateway_env["DEJA_SEMANTIC_ENABLED"] = "false"
         if self.upstream == "mock":
-            plan.append(
+            services.append(
                 Proc(
                     "mock-provider",
-                    [*deja, "serve", "mock-provider"],
+                    [sys.executable, "-m", "deja", "serve", "mock-provider"],
                     self._env(DEJA_MOCK_PORT=str(self.mock_port), DEJA_MOCK_LATENCY_MS=str(self.mock_latency_ms)),
                     lambda: http_ready(f"{self.mock_url}/healthz"),
                 )
             )
-            upstream_env["DEJA_UPSTREAM_URL"] = f"{self.mock_url}/v1"
+            gateway_env["DEJA_UPSTREAM_URL"] = f"{self.mock_url}/v1"
         elif self.upstream:
-            upstream_env["DEJA_UPSTREAM_URL"] = self.upstream
-        plan.append(
-            Proc(
-                "gateway",
-                [*deja, "serve", "gateway"],
-                self._env(DEJA_GATEWAY_PORT=str(self.gateway_port), DEJA_STORE_ADDR=self.store_addr, **upstream_env),
-                lambda: http_ready(f"{self.gateway_url}/healthz"),
-            )
+            gateway_env["DEJA_UPSTREAM_URL"] = self.upstream
+        stages.append(services)
+        gateway = Proc(
+            "gateway",
+            [sys.executable, "-m", "deja", "serve", "gateway"],
+            self._env(**gateway_env),
+            lambda: http_ready(f"{self.gateway_url}/healthz"),
         )
-        return plan
+        stages.append([gateway])
+        return stages
 
     def _pump(self, proc: Proc) -> None:
         assert proc.popen and proc.popen.stdout
         for raw in proc.popen.stdout:
             self.sink(proc.name, raw.decode("utf-8", "replace").rstrip())
 
-    def launch(self, proc: Proc, timeout_s: float = 30.0) -> None:
+    def _spawn(self, proc: Proc) -> None:
         proc.popen = subprocess.Popen(
-            proc.argv,
-            env=proc.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+            proc.argv, env=proc.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
         proc.pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
         proc.pump.start()
-        deadline = time.monotonic() + timeout_s
-        while not proc.ready():
-            if proc.popen.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited with status {proc.popen.returncode} while starting")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{proc.name} was not healthy after {timeout_s:.0f}s")
-            time.sleep(0.05)
-        self.sink("cluster", f"{proc.name} ready (pid {proc.popen.pid})")
 
-    def start(self) -> Cluster:
+    def _await_ready(self, procs: list[Proc], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        waiting = list(procs)
+        while waiting:
+            for proc in list(waiting):
+                if proc.popen.poll() is not None:
+                    raise RuntimeError(f"{proc.name} exited with status {proc.popen.returncode} while starting")
+                if proc.ready():
+                    waiting.remove(proc)
+                    self.sink("cluster", f"{proc.name} ready (pid {proc.popen.pid})")
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(p.name for p in waiting)
+                raise RuntimeError(f"{names} not healthy after {timeout_s:.0f}s")
+            time.sleep(0.05)
+
+    def launch(self, proc: Proc, timeout_s: float = 60.0) -> None:
+        self._spawn(proc)
+        self._await_ready([proc], timeout_s)
+
+    def start(self, timeout_s: float = 90.0) -> Cluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for proc in self._plan():
-                self.procs[proc.name] = proc
-                self.launch(proc)
+            for stage in self._plan():
+                for proc in stage:
+                    self.procs[proc.name] = proc
+                    self._spawn(proc)
+                self._await_ready(stage, timeout_s)
         except BaseException:
             self.stop()
             raise

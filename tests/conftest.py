@@ -36,6 +36,10 @@ def make_cluster(tmp: Path, **overrides) -> Cluster:
         store_port=free_port(),
         redis_port=free_port(),
         mock_port=free_port(),
+        embedder_port=free_port(),
+        semantic_port=free_port(),
+        verifier_port=free_port(),
+        semantic=False,  # exact-tier tests; the semantic tests ask for the L2/L3 services
         sink=file_sink(tmp / "cluster.log"),
     )
     options.update(overrides)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -11,10 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from deja.clients import CircuitBreaker, StoreClient
+from deja.clients import CircuitBreaker, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
 from deja.logs import get_logger
 from services.gateway.chat import ChatCompletions, read_body
 from services.gateway.errors import ApiError
+from services.gateway.semantic import SemanticTier
+from services.gateway.semantic_policy import SemanticPolicy
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstream import Upstream
 
@@ -34,18 +37,40 @@ def create_app(settings: GatewaySettings) -> Starlette:
             timeout_s=settings.upstream_timeout_s,
             connect_timeout_s=settings.upstream_connect_timeout_s,
         )
-        chat = ChatCompletions(
-            store=store,
-            upstream=upstream,
-            max_body_bytes=settings.max_body_bytes,
-            access_log=settings.access_log,
+        semantic = None
+        if settings.semantic_enabled:
+            # Each client has the whole semantic budget as its own deadline; the tier's overall
+            # deadline is what bounds the lookup.
+            budget_s = settings.semantic_timeout_ms / 1000
+            semantic = SemanticTier(
+                embedder=EmbedderClient(settings.embedder_addr, timeout_s=budget_s),
+                index=SemanticIndexClient(settings.semantic_addr, timeout_s=budget_s),
+                verifier=VerifierClient(settings.verifier_addr, timeout_s=budget_s),
+                store=store,
+                k=settings.semantic_k,
+                min_similarity=settings.semantic_min_similarity,
+                threshold=settings.verifier_threshold,
+                timeout_s=budget_s,
+            )
+        policy = SemanticPolicy.from_patterns(
+            settings.time_sensitive_pattern,
+            settings.excluded_pattern,
+            time_sensitive_ttl_s=settings.time_sensitive_ttl_s,
+            min_chars=settings.semantic_min_chars,
+            max_chars=settings.semantic_max_chars,
         )
-        clients.update(store=store, upstream=upstream, chat=chat)
+        chat = ChatCompletions(
+            store=store, upstream=upstream, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
+            policy=policy, semantic=semantic,
+        )  # fmt: skip
+        clients.update(store=store, upstream=upstream, chat=chat, semantic=semantic)
         log.info("gateway_started", upstream=settings.upstream_url, store=settings.store_addr)
         yield
         await chat.drain()
         await upstream.close()
         await store.close()
+        if semantic is not None:
+            await semantic.close()
         log.info("gateway_stopped")
 
     async def chat_completions(request: Request) -> Response:
@@ -56,9 +81,16 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         # The gateway fails open, so it stays ready with a tier down; the body says which.
-        exact = "up" if await clients["store"].serving(StoreClient.SERVICE) else "down"
-        status = "ok" if exact == "up" else "degraded"
-        return JSONResponse({"status": status, "tiers": {"exact": exact}})
+        checks = {"exact": (clients["store"], StoreClient.SERVICE)}
+        semantic: SemanticTier | None = clients["semantic"]
+        if semantic is not None:
+            checks["embedder"] = (semantic.embedder, EmbedderClient.SERVICE)
+            checks["semantic"] = (semantic.index, SemanticIndexClient.SERVICE)
+            checks["verifier"] = (semantic.verifier, VerifierClient.SERVICE)
+        states = await asyncio.gather(*(client.serving(service) for client, service in checks.values()))
+        tiers = {name: "up" if up else "down" for name, up in zip(checks, states, strict=True)}
+        status = "ok" if all(states) else "degraded"
+        return JSONResponse({"status": status, "tiers": tiers})
 
     async def passthrough(request: Request) -> Response:
         """Every other /v1 endpoint (models, embeddings, ...) goes to the provider untouched, uncached."""

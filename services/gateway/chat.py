@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,6 +22,9 @@ from deja.v1 import common_pb2, store_pb2
 from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
 from services.gateway.chat_request import API_FORMAT, ChatRequest, parse_chat_request
 from services.gateway.errors import ApiError, error_body
+from services.gateway.semantic import Lookup, SemanticTier
+from services.gateway.semantic_key import SemanticParts, semantic_parts
+from services.gateway.semantic_policy import SemanticPolicy, calls_tools
 from services.gateway.sse import StreamAssembler, event, is_cacheable, replay_chunks
 from services.gateway.upstream import Upstream
 
@@ -75,10 +79,26 @@ def _upstream_error(response: httpx.Response, body: bytes, headers: dict[str, st
     return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
 
 
+@dataclass(frozen=True)
+class WritePlan:
+    """How to cache the answer of a miss, decided before it is forwarded."""
+
+    scope: common_pb2.Scope
+    key: bytes
+    ttl_s: int  # 0 = the store's default
+    parts: SemanticParts | None  # set when the answer may also be indexed for semantic hits
+    lookup: Lookup | None  # the embedding from the failed semantic lookup, reused for indexing
+
+
 class ChatCompletions:
-    def __init__(self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool) -> None:
+    def __init__(
+        self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool,
+        policy: SemanticPolicy, semantic: SemanticTier | None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.upstream = upstream
+        self.policy = policy
+        self.semantic = semantic
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
         self._writes: set[asyncio.Task] = set()
@@ -102,16 +122,34 @@ class ChatCompletions:
         if policy is Policy.NORMAL:
             entry = await self._lookup(scope, key)
             if entry is not None:
-                response = self._serve_hit(chat, entry)
+                response = self._serve(chat, entry, {"x-deja-cache": "hit-exact"})
                 self._log(started, chat, scope, "hit-exact", response.status_code)
                 return response
 
+        parts = semantic_parts(chat)
+        semantic = self.semantic is not None and self.policy.may_use_semantic(parts.query, chat.body)
+        lookup = None
+        if semantic and policy is Policy.NORMAL:
+            lookup = await self.semantic.lookup(scope, parts)
+            if lookup.hit is not None:
+                hit = lookup.hit
+                headers = {
+                    "x-deja-cache": "hit-semantic",
+                    "x-deja-similarity": f"{hit.similarity:.4f}",
+                    "x-deja-verifier-score": f"{hit.probability:.4f}",
+                }
+                response = self._serve(chat, hit.entry, headers)
+                self._log(started, chat, scope, "hit-semantic", response.status_code)
+                return response
+
         headers = self.upstream.request_headers(request.headers)
-        write = policy is not Policy.BYPASS
+        plan = None
+        if policy is not Policy.BYPASS:
+            plan = WritePlan(scope, key, self.policy.ttl_for(parts.query), parts if semantic else None, lookup)
         if chat.stream:
-            response = await self._stream_from_upstream(chat, headers, scope, key, policy.value, write)
+            response = await self._stream_from_upstream(chat, headers, policy.value, plan)
         else:
-            response = await self._fetch_from_upstream(chat, headers, scope, key, policy.value, write)
+            response = await self._fetch_from_upstream(chat, headers, policy.value, plan)
         self._log(started, chat, scope, policy.value, response.status_code)
         return response
 
@@ -127,9 +165,9 @@ class ChatCompletions:
             return None
         return entry
 
-    def _serve_hit(self, chat: ChatRequest, entry: store_pb2.CacheEntry) -> Response:
+    def _serve(self, chat: ChatRequest, entry: store_pb2.CacheEntry, headers: dict[str, str]) -> Response:
         age_s = max(0, (time.time_ns() // 1_000_000 - entry.created_at_ms) // 1000)
-        headers = {"x-deja-cache": "hit-exact", "x-deja-entry": entry.entry_id, "age": str(age_s)}
+        headers = {**headers, "x-deja-entry": entry.entry_id, "age": str(age_s)}
         if not chat.stream:
             return Response(entry.response, headers=headers, media_type="application/json")
         completion = orjson.loads(entry.response)
@@ -139,43 +177,49 @@ class ChatCompletions:
             media_type="text/event-stream",
         )
 
-    def _write_later(
-        self, scope: common_pb2.Scope, key: bytes, chat: ChatRequest, body: bytes, completion: dict[str, Any]
-    ) -> None:
+    def _write_later(self, plan: WritePlan, chat: ChatRequest, body: bytes, completion: dict[str, Any]) -> None:
         entry = store_pb2.CacheEntry(
             api_format=API_FORMAT, model=chat.model, response=body, usage=_usage_of(completion)
         )
-        task = asyncio.create_task(self._write(scope, key, entry))
+        # An answer that calls tools is never served semantically: it is cached for the exact request only.
+        index = plan.parts is not None and not calls_tools(completion)
+        task = asyncio.create_task(self._write(plan, entry, index))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _write(self, scope: common_pb2.Scope, key: bytes, entry: store_pb2.CacheEntry) -> None:
+    async def _write(self, plan: WritePlan, entry: store_pb2.CacheEntry, index: bool) -> None:
         try:
-            result = await self.store.put(scope, key, entry)
+            result = await self.store.put(plan.scope, plan.key, entry, plan.ttl_s)
         except DependencyError as exc:
             log.warning("exact_write_failed_open", error=str(exc))
             return
         if not result.stored:
             log.info("exact_write_skipped", reason=result.reason, size_bytes=result.size_bytes)
+            return
+        if index and self.semantic is not None:
+            try:
+                await self.semantic.remember(plan.scope, plan.parts, plan.lookup, plan.key.hex(), result.expires_at_ms)
+            except DependencyError as exc:
+                log.warning("semantic_write_failed_open", error=str(exc))
 
     # -- upstream side -----------------------------------------------------------------
 
-    async def _fetch_from_upstream(self, chat, headers, scope, key, outcome: str, write: bool) -> Response:
+    async def _fetch_from_upstream(self, chat, headers, outcome: str, plan: WritePlan | None) -> Response:
         upstream = await self.upstream.send("POST", "/chat/completions", headers, chat.raw, stream=False)
         body = upstream.content
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         if upstream.status_code != 200:
             return _upstream_error(upstream, body, out_headers)
-        if write:
+        if plan is not None:
             try:
                 completion = orjson.loads(body)
             except orjson.JSONDecodeError:
                 completion = None
             if isinstance(completion, dict) and is_cacheable(completion):
-                self._write_later(scope, key, chat, body, completion)
+                self._write_later(plan, chat, body, completion)
         return Response(body, status_code=200, headers=out_headers)
 
-    async def _stream_from_upstream(self, chat, headers, scope, key, outcome: str, write: bool) -> Response:
+    async def _stream_from_upstream(self, chat, headers, outcome: str, plan: WritePlan | None) -> Response:
         body = chat.raw
         if not chat.include_usage:
             # Ask for usage anyway so the entry can be priced; the assembler hides it from this client.
@@ -222,10 +266,10 @@ class ChatCompletions:
                 return
             finally:
                 await upstream.aclose()
-            if write and assembler.done and assembler.error is None:
+            if plan is not None and assembler.done and assembler.error is None:
                 completion = assembler.completion()
                 if is_cacheable(completion):
-                    self._write_later(scope, key, chat, orjson.dumps(completion), completion)
+                    self._write_later(plan, chat, orjson.dumps(completion), completion)
 
         out_headers.pop("content-type", None)
         return StreamingResponse(relay(), headers={**out_headers, **SSE_HEADERS}, media_type="text/event-stream")

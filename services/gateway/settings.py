@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from deja.settings import ConfigError, check_addr, setting
+from services.gateway.semantic_policy import DEFAULT_EXCLUDED, DEFAULT_TIME_SENSITIVE
 
 OPENAI_API = "https://api.openai.com/v1"
 
@@ -27,11 +29,56 @@ class GatewaySettings:
     store_timeout_ms: int = setting(
         "DEJA_STORE_TIMEOUT_MS", 100, "deadline of a store call; past it the request fails open", minimum=1
     )
+    semantic_enabled: bool = setting("DEJA_SEMANTIC_ENABLED", True, "serve and learn from the L2/L3 semantic tier")
+    embedder_addr: str = setting("DEJA_EMBEDDER_ADDR", "127.0.0.1:50052", "host:port of the embedder service")
+    semantic_addr: str = setting("DEJA_SEMANTIC_ADDR", "127.0.0.1:50053", "host:port of the semantic index service")
+    verifier_addr: str = setting("DEJA_VERIFIER_ADDR", "127.0.0.1:50054", "host:port of the verifier service")
+    semantic_timeout_ms: int = setting(
+        "DEJA_SEMANTIC_TIMEOUT_MS",
+        400,
+        "budget of the whole L2+L3 lookup; past it the request goes upstream",
+        minimum=1,
+    )
+    semantic_k: int = setting("DEJA_SEMANTIC_K", 5, "candidates fetched from the index and verified", minimum=1)
+    semantic_min_similarity: float = setting(
+        "DEJA_SEMANTIC_MIN_SIMILARITY", 0.75, "cosine prefilter: candidates below it are not verified"
+    )
+    verifier_threshold: float = setting(
+        "DEJA_VERIFIER_THRESHOLD", 0.5, "minimum verifier probability of same intent for a semantic hit"
+    )
+    semantic_min_chars: int = setting("DEJA_SEMANTIC_MIN_CHARS", 8, "shorter questions are exact-only", minimum=1)
+    semantic_max_chars: int = setting("DEJA_SEMANTIC_MAX_CHARS", 2000, "longer questions are exact-only", minimum=1)
+    time_sensitive_pattern: str = setting(
+        "DEJA_TIME_SENSITIVE_PATTERN",
+        DEFAULT_TIME_SENSITIVE,
+        "regex (case-insensitive): matching prompts get a short TTL",
+    )
+    time_sensitive_ttl_s: int = setting(
+        "DEJA_TIME_SENSITIVE_TTL_S", 300, "TTL of answers to time-sensitive prompts", minimum=1
+    )
+    excluded_pattern: str = setting(
+        "DEJA_SEMANTIC_EXCLUDED_PATTERN", DEFAULT_EXCLUDED, "regex: matching prompts are never served semantically"
+    )
     max_body_bytes: int = setting("DEJA_MAX_BODY_BYTES", 4_194_304, "request bodies over this get 413", minimum=1024)
     access_log: bool = setting("DEJA_ACCESS_LOG", True, "one JSON log line per request")
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
         check_addr("DEJA_STORE_ADDR", self.store_addr)
+        check_addr("DEJA_EMBEDDER_ADDR", self.embedder_addr)
+        check_addr("DEJA_SEMANTIC_ADDR", self.semantic_addr)
+        check_addr("DEJA_VERIFIER_ADDR", self.verifier_addr)
+        if not 0.0 <= self.verifier_threshold <= 1.0:
+            raise ConfigError("DEJA_VERIFIER_THRESHOLD: must be a probability in [0, 1]")
+        if not -1.0 <= self.semantic_min_similarity <= 1.0:
+            raise ConfigError("DEJA_SEMANTIC_MIN_SIMILARITY: must be a cosine in [-1, 1]")
+        for env, pattern in (
+            ("DEJA_TIME_SENSITIVE_PATTERN", self.time_sensitive_pattern),
+            ("DEJA_SEMANTIC_EXCLUDED_PATTERN", self.excluded_pattern),
+        ):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"{env}: not a valid regular expression ({exc})") from None
         if not self.upstream_url.startswith(("http://", "https://")):
             raise ConfigError(f"DEJA_UPSTREAM_URL: expected an http(s) URL, got {self.upstream_url!r}")
