@@ -1,0 +1,69 @@
+"""gRPC face of the verifier: validates, scores in a worker thread, returns verdicts in order.
+
+Inference runs on one dedicated worker thread: the event loop stays free for health checks
+and new calls, and concurrent requests queue for the model instead of oversubscribing the
+cores that ONNX Runtime's own intra-op threads already use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from deja.logs import get_logger
+from deja.v1 import verifier_pb2, verifier_pb2_grpc
+from services.verifier.scorer import PairScorer
+
+log = get_logger("deja.verifier")
+
+
+class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
+    def __init__(self, scorer: PairScorer, *, max_candidates: int, max_text_chars: int) -> None:
+        self._scorer = scorer
+        self._max_candidates = max_candidates
+        self._max_text_chars = max_text_chars
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verifier-infer")
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+    def _invalid(self, request: verifier_pb2.VerifyRequest) -> str | None:
+        if not request.query.strip():
+            return "query is empty"
+        if len(request.candidates) > self._max_candidates:
+            return f"{len(request.candidates)} candidates; at most {self._max_candidates} per request"
+        if len(request.query) > self._max_text_chars:
+            return f"query is {len(request.query)} characters; at most {self._max_text_chars}"
+        for i, candidate in enumerate(request.candidates):
+            if not candidate.prompt.strip():
+                return f"candidates[{i}].prompt is empty"
+            if len(candidate.prompt) > self._max_text_chars:
+                return f"candidates[{i}].prompt is {len(candidate.prompt)} characters; at most {self._max_text_chars}"
+        return None
+
+    async def Verify(self, request, context):
+        problem = self._invalid(request)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        if not request.candidates:
+            return verifier_pb2.VerifyResponse(model=self._scorer.info)
+        prompts = [c.prompt for c in request.candidates]
+        started = time.perf_counter()
+        try:
+            loop = asyncio.get_running_loop()
+            probabilities = await loop.run_in_executor(self._worker, self._scorer.score, request.query, prompts)
+        except Exception as exc:
+            log.error("verify_failed", candidates=len(prompts), error=repr(exc))
+            await context.abort(grpc.StatusCode.INTERNAL, "verification failed")
+        log.debug("verified", candidates=len(prompts), ms=round((time.perf_counter() - started) * 1000, 2))
+        verdicts = [
+            verifier_pb2.Verdict(entry_id=c.entry_id, probability=float(p))
+            for c, p in zip(request.candidates, probabilities, strict=True)
+        ]
+        return verifier_pb2.VerifyResponse(verdicts=verdicts, model=self._scorer.info)
+
+    async def Info(self, request, context):
+        return self._scorer.info

