@@ -209,3 +209,19 @@ def test_store_service_offers_health_and_reflection(cluster):
     with grpc.insecure_channel(cluster.store_addr) as channel:
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {"deja.v1.StoreService", "grpc.health.v1.Health"} <= services
+
+
+TOOLS = [{"type": "function", "function": {"name": "search_docs", "parameters": {"type": "object", "properties": {}}}}]
+
+
+def test_answers_that_call_tools_are_cached_exactly_and_replayed_in_both_shapes(cluster):
+    client, messages = sdk(cluster), unique_prompt("Find the docs for flexbox")
+    first = client.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS)
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls" and call.function.name == "search_docs"
+    raw = wait_for_hit(client, model=MODEL, messages=messages, tools=TOOLS)
+    assert raw.parse().choices[0].message.tool_calls[0].function.arguments == call.function.arguments
+    chunks = list(client.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS, stream=True))
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas[0].id == call.id and "".join(d.function.arguments or "" for d in deltas) == call.function.arguments
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"

@@ -46,23 +46,35 @@ def answer_for(body: dict) -> str:
     return f"Mock answer to {prompt[:200]!r}: " + " ".join(words) + "."
 
 
+def _tool_call_for(body: dict) -> dict | None:
+    """With tools offered (and not refused), the mock calls the first one, unless the last turn is
+    already a tool result: then it answers in text, as a model finishing a tool loop would."""
+    tools = body.get("tools") or []
+    if not tools or body.get("tool_choice") == "none" or body["messages"][-1].get("role") == "tool":
+        return None
+    name = (tools[0].get("function") or {}).get("name", "tool")
+    last = body["messages"][-1].get("content")
+    arguments = orjson.dumps({"query": last if isinstance(last, str) else ""}).decode()
+    call_id = "call_" + blake3.blake3(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest(12)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
 def completion_for(body: dict) -> dict:
-    text = answer_for(body)
+    call = _tool_call_for(body)
+    text = None if call else answer_for(body)
+    message = {"role": "assistant", "content": text, "refusal": None}
+    if call:
+        message["tool_calls"] = [call]
     prompt_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
-    completion_tokens = len(text.split())
+    completion_tokens = len((text or call["function"]["arguments"]).split())
     return {
-        "id": "chatcmpl-mock-" + blake3.blake3(text.encode()).hexdigest(12),
+        "id": "chatcmpl-mock-" + blake3.blake3(orjson.dumps(message)).hexdigest(12),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body["model"],
         "system_fingerprint": "fp_deja_mock",
         "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if call else "stop"}
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
