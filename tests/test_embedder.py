@@ -115,6 +115,20 @@ def test_a_call_larger_than_one_run_is_split_by_length_and_kept_in_order(singles
         np.testing.assert_allclose(vector, singles[text], atol=1e-5)
 
 
+def test_runs_are_sorted_by_length_and_bounded_in_rows_and_padded_tokens():
+    runs = OnnxBackend._runs(_RunShape(batch_size=3, run_tokens=40), lengths := [30, 5, 12, 6, 7, 50, 8, 9])
+    assert sorted(row for run in runs for row in run) == list(range(len(lengths)))
+    for run in runs:
+        assert [lengths[r] for r in run] == sorted(lengths[r] for r in run)
+        assert len(run) <= 3 and (len(run) == 1 or len(run) * lengths[run[-1]] <= 40)
+    assert runs == [[1, 3, 4], [6, 7, 2], [0], [5]]
+
+
+class _RunShape:
+    def __init__(self, batch_size: int, run_tokens: int) -> None:
+        self._batch_size, self._run_tokens = batch_size, run_tokens
+
+
 def test_long_texts_are_truncated_not_refused(backend):
     vector = backend.embed(["word " * 2000])
     assert vector.shape == (1, 384) and np.isfinite(vector).all()

@@ -19,6 +19,11 @@ from services.embedder.settings import EmbedderSettings
 REPO = Path(__file__).resolve().parents[2]
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
+# Padded tokens per ONNX Runtime run on CPU. Texts are sorted by length and cut into runs of about
+# this size, so a run pads to its neighbours' length, not to the longest text of the call: on QQP
+# questions (17 tokens mean, 43 max in 64) this doubles throughput over one padded run of 64 texts,
+# and runs of 384-512 tokens measured as fast as any larger size on 2 cores.
+RUN_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def file_version(path: Path) -> str:
 
 
 class OnnxBackend:
-    """ONNX Runtime on CPU. Each call pads to its own longest text, not to `max_tokens`."""
+    """ONNX Runtime on CPU. Each run pads to its own longest text, never to `max_tokens`."""
 
     def __init__(
         self,
@@ -62,6 +67,7 @@ class OnnxBackend:
         max_tokens: int = 256,
         threads: int = 0,
         batch_size: int = 64,
+        run_tokens: int = RUN_TOKENS,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -75,6 +81,7 @@ class OnnxBackend:
         self._tokenizer.no_padding()  # the shipped tokenizer.json pads every text to a fixed 128
         self._tokenizer.enable_truncation(max_tokens)
         self._batch_size = batch_size
+        self._run_tokens = run_tokens
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: ORT's default, one thread per core
@@ -96,22 +103,27 @@ class OnnxBackend:
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch(texts)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
-        # More texts than one run holds: run them shortest-first so each run pads only to its
-        # neighbours' length, not to the longest text of the whole call.
-        order = np.argsort(lengths, kind="stable") if len(texts) > self._batch_size else np.arange(len(texts))
-        for start in range(0, len(texts), self._batch_size):
-            rows = order[start : start + self._batch_size]
-            width = int(lengths[rows].max())
+        lengths = [len(e.ids) for e in encodings]
+        for rows in self._runs(lengths):
+            width = lengths[rows[-1]]  # rows are sorted by length: the last is the longest
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for i, row in enumerate(rows):
-                n = lengths[row]
-                ids[i, :n] = encodings[row].ids
-                mask[i, :n] = 1
+                ids[i, : lengths[row]] = encodings[row].ids
+                mask[i, : lengths[row]] = 1
             (vectors,) = self._session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})
             out[rows] = vectors
         return out
+
+    def _runs(self, lengths: list[int]) -> list[list[int]]:
+        """Row indices, shortest first, cut into runs of <= batch_size rows and ~run_tokens padded tokens."""
+        runs: list[list[int]] = [[]]
+        for row in sorted(range(len(lengths)), key=lengths.__getitem__):
+            run = runs[-1]
+            if run and (len(run) == self._batch_size or (len(run) + 1) * lengths[row] > self._run_tokens):
+                runs.append(run := [])
+            run.append(row)
+        return runs
 
 
 def resolve(path: str) -> Path:
