@@ -139,8 +139,14 @@ class EdgeBackend:
                 log.warning("edge_incomplete_collection_removed", folder=str(folder))
                 shutil.rmtree(folder)
                 continue
-            meta = json.loads(meta_path.read_text())
-            shard = qe.EdgeShard.load(str(folder / "shard"))
+            try:
+                meta = json.loads(meta_path.read_text())
+                shard = qe.EdgeShard.load(str(folder / "shard"))
+            except Exception as exc:
+                for loaded in collections.values():
+                    loaded.shard.close()
+                # Refuse to start rather than serve a partial index; the message names the folder.
+                raise ConfigError(f"DEJA_SEMANTIC_DATA_DIR: cannot load {str(folder)!r}: {exc}") from None
             collections[meta["model_version"]] = _Collection(
                 folder.name, meta["model_version"], int(meta["dimension"]), shard
             )
