@@ -46,15 +46,24 @@ def _cluster(args: argparse.Namespace) -> None:
     cluster.wait()
 
 
-def _config(args: argparse.Namespace) -> None:
-    from deja.settings import describe
+def settings_classes() -> list[type]:
+    """Every service's settings, in the order the README's configuration table lists them."""
+    from services.embedder.settings import EmbedderSettings
     from services.gateway.settings import GatewaySettings
     from services.mock_provider.main import MockSettings
+    from services.semantic_index.settings import SemanticIndexSettings
     from services.store.settings import StoreSettings
+    from services.verifier.settings import VerifierSettings
+
+    return [GatewaySettings, StoreSettings, EmbedderSettings, SemanticIndexSettings, VerifierSettings, MockSettings]
+
+
+def _config(args: argparse.Namespace) -> None:
+    from deja.settings import describe
 
     print("| variable | default | meaning |\n| --- | --- | --- |")
     seen = set()
-    for cls in (GatewaySettings, StoreSettings, MockSettings):
+    for cls in settings_classes():
         for env, default, doc in describe(cls):
             if env not in seen:
                 seen.add(env)

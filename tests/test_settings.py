@@ -62,8 +62,8 @@ def test_a_service_with_bad_config_exits_at_once_naming_the_variable():
 
 def test_readme_documents_every_setting():
     readme = open("README.md").read()
-    from services.mock_provider.main import MockSettings
+    from deja.cli import settings_classes
 
-    for cls in (GatewaySettings, StoreSettings, MockSettings):
+    for cls in settings_classes():
         for env, _default, _doc in describe(cls):
             assert f"`{env}`" in readme, f"{env} missing from the README's configuration table"
