@@ -64,10 +64,16 @@ def bench_backend(texts: list[str], seconds: float, threads: int) -> dict[str, f
     return {"backend_p50_ms": p50_ms(samples), "backend_batch64_texts_s": done / (time.perf_counter() - started)}
 
 
-async def bench_grpc(texts: list[str], seconds: float, threads: int) -> dict[str, float]:
+async def bench_grpc(texts: list[str], seconds: float, threads: int, window_ms: float) -> dict[str, float]:
     port = free_port()
-    env = {**os.environ, "DEJA_EMBEDDER_PORT": str(port), "DEJA_EMBEDDER_THREADS": str(threads), "DEJA_REDIS_URL": ""}
-    env["DEJA_LOG_LEVEL"] = "warning"
+    env = {
+        **os.environ,
+        "DEJA_EMBEDDER_PORT": str(port),
+        "DEJA_EMBEDDER_THREADS": str(threads),
+        "DEJA_EMBEDDER_BATCH_WINDOW_MS": str(window_ms),
+        "DEJA_REDIS_URL": "",
+        "DEJA_LOG_LEVEL": "warning",
+    }
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.embedder.main", env=env, cwd=REPO)
     client = EmbedderClient(f"127.0.0.1:{port}", timeout_s=10.0)
     try:
@@ -118,11 +124,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
+    parser.add_argument("--window-ms", type=float, default=2.0, help="the service's micro-batch window")
     args = parser.parse_args()
     texts = questions()
     print(f"texts: {len(texts)} {'QQP questions' if QQP.is_file() else 'generated'}; cores: {os.cpu_count()}")
     figures = bench_backend(texts, args.seconds, args.threads)
-    figures.update(asyncio.run(bench_grpc(texts, args.seconds, args.threads)))
+    figures.update(asyncio.run(bench_grpc(texts, args.seconds, args.threads, args.window_ms)))
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"  {name:<{width}}  {value:8.1f}")

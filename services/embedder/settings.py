@@ -28,13 +28,18 @@ class EmbedderSettings:
         "DEJA_EMBEDDER_BATCH_WINDOW_MS", 2.0, "how long a batch waits for more concurrent calls to join it", minimum=0
     )
     max_batch: int = setting(
-        "DEJA_EMBEDDER_MAX_BATCH", 64, "most texts in one model run; a full batch runs without waiting", minimum=1
+        "DEJA_EMBEDDER_MAX_BATCH",
+        64,
+        "most texts one micro-batch collects; a full batch runs without waiting for the window",
+        minimum=1,
     )
     max_texts: int = setting(
         "DEJA_EMBEDDER_MAX_TEXTS", 256, "most texts in one Embed call; more is INVALID_ARGUMENT", minimum=1
     )
+    # Only the first max_tokens tokens count (~1-2k characters of prose), so 8192 loses nothing; a full
+    # call of such texts (256 x 8192 ASCII) stays under gRPC's default 4 MiB message limit.
     max_text_chars: int = setting(
-        "DEJA_EMBEDDER_MAX_TEXT_CHARS", 16_384, "longest text in characters; longer is INVALID_ARGUMENT", minimum=1
+        "DEJA_EMBEDDER_MAX_TEXT_CHARS", 8192, "longest text in characters; longer is INVALID_ARGUMENT", minimum=1
     )
     # Same variable as the store's, but off when unset: the embedder runs alone without a Redis.
     redis_url: str = setting(
