@@ -8,10 +8,11 @@ EXPORT_VENV  := .venv-export
 EXPORT_STAMP := $(EXPORT_VENV)/.installed
 ONNX         := deploy/triton/model_repository/embedder/1/model.onnx
 UPSTREAM ?=
+DATASETS ?= ../shared/datasets
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup models run test test-unit proto check-proto lint format bench lock clean
+.PHONY: help setup models run test test-unit proto check-proto lint format eval bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +66,9 @@ lint: setup ## ruff lint and format check
 format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+eval: setup models ## cosine vs verifier on the test splits in ../shared/datasets (prints a table)
+	$(BIN)/deja eval --datasets $(DATASETS)
 
 bench: setup ## exact-hit latency and throughput through the gateway (prints a table)
 	$(BIN)/deja bench

@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
 
     sub.add_parser("config", help="print every DEJA_* setting as a Markdown table")
 
+    evaluate = sub.add_parser("eval", help="cosine vs verifier on labeled pairs (AUC, recall at precision)")
+    evaluate.add_argument("--pairs", help="TSV (optionally .gz) with text_a, text_b, label: prints one JSON object")
+    evaluate.add_argument("--datasets", default="../shared/datasets", help="without --pairs: run every test split")
+    evaluate.add_argument("--limit", type=int, default=0, help="sample at most this many pairs per file")
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
@@ -103,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
             run_bench(seconds=args.seconds, requests=args.requests, access_log=args.access_log)
         elif args.command == "config":
             _config(args)
+        elif args.command == "eval":
+            from deja.eval import run_eval
+
+            run_eval(args.pairs, args.datasets, args.limit, args.seed)
     except ConfigError as exc:
         print(f"deja: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
