@@ -177,6 +177,7 @@ def main() -> None:
     try:
         export(model, tokenizer, tmp)
         worst = self_check(model, tokenizer, tmp)
+        tmp.chmod(0o644)  # mkstemp makes it 0600; a service or Triton running as another user must read it
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
