@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -27,7 +28,7 @@ import psutil
 import redis
 import uvloop
 
-from deja.clients import StoreClient
+from deja.clients import EmbedderClient, StoreClient
 from deja.cluster import Cluster, free_port
 from deja.v1 import common_pb2
 from services.gateway.cache_policy import tenant_of
@@ -243,6 +244,80 @@ def load_worker(port: int, connections: int, seconds: float) -> Throughput:
     return uvloop.run(_load(port, connections, seconds))
 
 
+# -- the semantic tier ----------------------------------------------------------------------
+
+SEMANTIC_SEED = "How do I center a div horizontally with CSS?"
+SEMANTIC_PARAPHRASE = "How can I horizontally center a div using CSS?"
+WORDS = (
+    "python rust kafka postgres docker kubernetes react css regex git linux redis numpy pandas flask django "
+    "deploy migrate index parse sort merge debug profile cache stream encrypt compress schedule retry"
+).split()
+
+
+def chat_body(question: str) -> bytes:
+    return orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]})
+
+
+async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Latency]]:
+    """Semantic-hit latency, and what a miss pays before it is forwarded (cache lookups)."""
+    port = cluster.gateway_port
+    conn = await HttpConnection.open(port)
+    try:
+        seed = post_bytes(port, CHAT_PATH, chat_body(SEMANTIC_SEED))
+        await conn.send(seed)
+        await asyncio.sleep(1.0)  # stored, then indexed, after the response
+        paraphrase = post_bytes(port, CHAT_PATH, chat_body(SEMANTIC_PARAPHRASE))
+        _, head, _ = await conn.send(paraphrase)
+        if b"\r\nx-deja-cache: hit-semantic\r\n" not in head:
+            raise SystemExit(f"deja bench: expected a semantic hit for the paraphrase, got:\n{head.decode()}")
+        # A semantic hit writes no exact entry, so the same paraphrase stays a semantic hit.
+        hit = await http_latency(port, paraphrase, requests)
+        # Fresh questions (random bags of tech words): each is a miss unless the relevance-model
+        # verifier lets a near-duplicate bag through; those are counted, not timed.
+        rng = random.Random(7)
+        miss_samples: list[float] = []
+        false_hits = 0
+        for i in range(WARMUP + requests):
+            question = " ".join(rng.choices(WORDS, k=8)) + "?"
+            started = time.perf_counter()
+            status, head, _ = await conn.send(post_bytes(port, CHAT_PATH, chat_body(question)))
+            elapsed = time.perf_counter() - started
+            if status != 200:
+                raise RuntimeError(f"HTTP {status} for a fresh question")
+            if b"x-deja-cache: miss" in head:
+                if i >= WARMUP:
+                    miss_samples.append(elapsed)
+            else:
+                false_hits += 1
+        misses = summarize(miss_samples)
+    finally:
+        await conn.close()
+    label = f"gateway miss (mock at 0 ms; {false_hits} of {WARMUP + requests} were hits)"
+    return [("gateway semantic hit", hit), (label, misses)]
+
+
+async def embedder_throughput(addr: str, seconds: float, batch: int = 32, concurrency: int = 4) -> float:
+    """Texts per second through the embedder service, several batched calls in flight."""
+    client = EmbedderClient(addr, timeout_s=10.0)
+    rng = random.Random(3)
+    done = 0
+
+    async def worker(deadline: float) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            texts = [" ".join(rng.choices(WORDS, k=rng.randint(5, 14))) for _ in range(batch)]
+            await client.embed(texts)
+            done += len(texts)
+
+    try:
+        await client.embed(["warm up"])
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(started + seconds) for _ in range(concurrency)))
+        return done / (time.perf_counter() - started)
+    finally:
+        await client.close()
+
+
 # -- the report -----------------------------------------------------------------------------
 
 
@@ -288,6 +363,9 @@ def run_bench(seconds: float, requests: int, access_log: bool = False) -> None:
         store_port=free_port(),
         redis_port=free_port(),
         mock_port=free_port(),
+        embedder_port=free_port(),
+        semantic_port=free_port(),
+        verifier_port=free_port(),
         sink=_cluster_lines_only,
         # Off by default: the figures are the cache path itself; --access-log shows what logging adds.
         extra_env={"DEJA_ACCESS_LOG": "true" if access_log else "false"},
@@ -299,9 +377,18 @@ def run_bench(seconds: float, requests: int, access_log: bool = False) -> None:
         rows += uvloop.run(sequential_rows(cluster, requests))
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             runs = [pool.submit(load_worker, cluster.gateway_port, n, seconds).result() for n in CONNECTIONS]
-        rss = {name: rss_mb(cluster.procs[name].popen.pid) for name in ("gateway", "store")}
+        semantic = uvloop.run(semantic_rows(cluster, max(50, requests // 10)))
+        texts_per_s = uvloop.run(embedder_throughput(f"127.0.0.1:{cluster.embedder_port}", seconds))
+        services = ("gateway", "store", "embedder", "semantic-index", "verifier")
+        rss = {name: rss_mb(cluster.procs[name].popen.pid) for name in services}
     finally:
         cluster.stop()
         shutil.rmtree(cluster.state_dir, ignore_errors=True)
     print_report(requests, seconds, rows, runs, rss)
+    print("\nsemantic tier (1 connection)                   p50 ms   p99 ms  mean ms")
+    for name, lat in semantic:
+        print(f"  {name:<42}{lat.p50_ms:>9.3f}{lat.p99_ms:>9.3f}{lat.mean_ms:>9.3f}")
+    print(f"  embedder throughput (32-text calls, 4 in flight): {texts_per_s:,.0f} texts/s")
+    print("targets: semantic hit p50 <= 20 ms; miss overhead p50 <= 15 ms; embedder >= 400 texts/s;")
+    print("         RSS embedder and verifier <= 600 MB each, semantic index <= 1.5 GB at 100k entries")
     print(f"gateway access log: {'on' if access_log else 'off'}")

@@ -25,7 +25,10 @@ class EmbedderSettings:
     )
     threads: int = setting("DEJA_EMBEDDER_THREADS", 0, "ONNX Runtime intra-op threads; 0: one per core", minimum=0)
     batch_window_ms: float = setting(
-        "DEJA_EMBEDDER_BATCH_WINDOW_MS", 2.0, "how long a batch waits for more concurrent calls to join it", minimum=0
+        "DEJA_EMBEDDER_BATCH_WINDOW_MS",
+        0.0,
+        "extra wait for calls to join a batch (0: none; calls arriving during a model run still join the next)",
+        minimum=0,
     )
     max_batch: int = setting(
         "DEJA_EMBEDDER_MAX_BATCH",
