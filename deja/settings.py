@@ -83,6 +83,6 @@ def describe(cls: type) -> list[tuple[str, str, str]]:
     """(variable, default, doc) rows, for `deja config` and the README's table."""
     rows = []
     for field in dataclasses.fields(cls):
-        default = "(required)" if field.default is None else str(field.default)
+        default = "(required)" if field.default is None else str(field.default) or "(empty)"
         rows.append((field.metadata["env"], default, field.metadata["doc"]))
     return rows

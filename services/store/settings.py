@@ -9,7 +9,11 @@ from deja.settings import ConfigError, setting
 class StoreSettings:
     host: str = setting("DEJA_STORE_HOST", "127.0.0.1", "interface the store's gRPC server binds")
     port: int = setting("DEJA_STORE_PORT", 50051, "store gRPC port", minimum=1)
-    redis_url: str = setting("DEJA_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis/Valkey URL of the exact cache")
+    redis_url: str = setting(
+        "DEJA_REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "Redis/Valkey URL: the store's exact cache; the embedder's embedding cache (empty there: off)",
+    )
     redis_timeout_ms: int = setting(
         "DEJA_REDIS_TIMEOUT_MS", 250, "per-command Redis timeout; past it the call fails (open)", minimum=1
     )
