@@ -17,11 +17,12 @@ from typing import Protocol
 import blake3
 import numpy as np
 
+from deja.tenancy import TENANT_RULE, is_valid_tenant
+
 MAX_K = 50  # more candidates than this only slows the verifier down
 MAX_DIMENSION = 65_536  # Qdrant's own limit on a dense vector
 MAX_ID_CHARS = 256  # namespace and entry_id
 
-_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # the store's rule: tenants are hex blake3 of an API key
 # Versions become collection (and, for edge, directory) names, so only a safe alphabet is accepted;
 # rejecting the rest keeps version -> collection one-to-one instead of hashing and hoping.
 _MODEL_VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -77,8 +78,8 @@ def collection_name(prefix: str, model_version: str) -> str:
 
 
 def check_tenant(tenant: str) -> str:
-    if not _TENANT.match(tenant):
-        raise InvalidRequest("tenant must be 1-128 characters of [A-Za-z0-9_-]")
+    if not is_valid_tenant(tenant):
+        raise InvalidRequest(TENANT_RULE)
     return tenant
 
 

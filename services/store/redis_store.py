@@ -14,7 +14,6 @@ Stats) so `entries` and `bytes` count only live entries. Each operation is one r
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -22,9 +21,8 @@ import blake3
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 
+from deja.tenancy import TENANT_RULE, is_valid_tenant
 from deja.v1 import store_pb2
-
-_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 # Shared by put and stats: drop up to 500 expired members from the index and byte count.
 _PURGE = """
@@ -140,8 +138,8 @@ class RedisExactStore:
 
     @staticmethod
     def _tenant_prefix(tenant: str) -> str:
-        if not _TENANT.match(tenant):
-            raise InvalidRequest("scope.tenant must be 1-128 characters of [A-Za-z0-9_-]")
+        if not is_valid_tenant(tenant):
+            raise InvalidRequest(f"scope.{TENANT_RULE}")
         return f"deja:{{{tenant}}}"
 
     @staticmethod
