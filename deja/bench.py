@@ -29,7 +29,7 @@ import redis
 import uvloop
 
 from deja.clients import EmbedderClient, StoreClient
-from deja.cluster import Cluster, free_port
+from deja.cluster import Cluster
 from deja.v1 import common_pb2
 from services.gateway.cache_policy import tenant_of
 from services.gateway.chat_request import parse_chat_request
@@ -354,18 +354,11 @@ def _cluster_lines_only(name: str, line: str) -> None:
 
 
 def run_bench(seconds: float, requests: int, access_log: bool = False) -> None:
-    cluster = Cluster(
+    cluster = Cluster.on_free_ports(
         state_dir=Path(tempfile.mkdtemp(prefix="deja-bench-")),
         upstream="mock",
         mock_latency_ms=0,
         persist=False,
-        gateway_port=free_port(),
-        store_port=free_port(),
-        redis_port=free_port(),
-        mock_port=free_port(),
-        embedder_port=free_port(),
-        semantic_port=free_port(),
-        verifier_port=free_port(),
         sink=_cluster_lines_only,
         # Off by default: the figures are the cache path itself; --access-log shows what logging adds.
         extra_env={"DEJA_ACCESS_LOG": "true" if access_log else "false"},

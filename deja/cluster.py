@@ -136,6 +136,12 @@ class Cluster:
     sink: LogSink = _print_sink
     procs: dict[str, Proc] = field(default_factory=dict)
 
+    @classmethod
+    def on_free_ports(cls, **options) -> Cluster:
+        """A cluster whose every process listens on a free loopback port (tests, bench)."""
+        ports = ("gateway", "store", "redis", "mock", "embedder", "semantic", "verifier")
+        return cls(**{f"{name}_port": free_port() for name in ports}, **options)
+
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"

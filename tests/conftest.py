@@ -32,18 +32,11 @@ def make_cluster(tmp: Path, **overrides) -> Cluster:
         upstream="mock",
         mock_latency_ms=TEST_MOCK_LATENCY_MS,
         persist=False,
-        gateway_port=free_port(),
-        store_port=free_port(),
-        redis_port=free_port(),
-        mock_port=free_port(),
-        embedder_port=free_port(),
-        semantic_port=free_port(),
-        verifier_port=free_port(),
         semantic=False,  # exact-tier tests; the semantic tests ask for the L2/L3 services
         sink=file_sink(tmp / "cluster.log"),
     )
     options.update(overrides)
-    return Cluster(**options)
+    return Cluster.on_free_ports(**options)
 
 
 @pytest.fixture(scope="session")
