@@ -180,7 +180,10 @@ class Cluster:
         if self.semantic:
             services += [
                 self._service(
-                    "embedder", self.embedder_port, DEJA_EMBEDDER_PORT=str(self.embedder_port), DEJA_REDIS_URL=redis_url
+                    "embedder",
+                    self.embedder_port,
+                    DEJA_EMBEDDER_PORT=str(self.embedder_port),
+                    DEJA_EMBEDDING_CACHE_URL=redis_url,
                 ),
                 self._service(
                     "semantic-index", self.semantic_port, DEJA_SEMANTIC_PORT=str(self.semantic_port),

@@ -1,7 +1,9 @@
 """Embedding backends: text -> L2-normalised float32 vectors, behind one small protocol.
 
 `onnx` runs the graph `export_onnx.py` builds (BERT + mean pooling + L2 norm inside it) with
-ONNX Runtime on CPU. Triton and MLX backends are planned behind the same protocol.
+ONNX Runtime on CPU; `triton` (triton_backend.py) sends token ids to a Triton server running the
+same graph; `mlx` (mlx_backend.py) runs the same weights with Apple's MLX. Each module exposes
+`create(settings) -> EmbeddingBackend` and imports its runtime only when chosen.
 """
 
 from __future__ import annotations
@@ -144,4 +146,12 @@ def create_backend(settings: EmbedderSettings) -> EmbeddingBackend:
             threads=settings.threads,
             batch_size=settings.max_batch,
         )
-    raise ConfigError(f"DEJA_EMBEDDER_BACKEND: {settings.backend!r} is not available yet")
+    if settings.backend == "triton":
+        from services.embedder import triton_backend
+
+        return triton_backend.create(settings)
+    if settings.backend == "mlx":
+        from services.embedder import mlx_backend
+
+        return mlx_backend.create(settings)
+    raise ConfigError(f"DEJA_EMBEDDER_BACKEND: unknown backend {settings.backend!r}")

@@ -78,7 +78,7 @@ async def bench_grpc(texts: list[str], seconds: float, threads: int, window_ms: 
         "DEJA_EMBEDDER_PORT": str(port),
         "DEJA_EMBEDDER_THREADS": str(threads),
         "DEJA_EMBEDDER_BATCH_WINDOW_MS": str(window_ms),
-        "DEJA_REDIS_URL": "",
+        "DEJA_EMBEDDING_CACHE_URL": "",
         "DEJA_LOG_LEVEL": "warning",
     }
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.embedder.main", env=env, cwd=REPO)

@@ -36,9 +36,9 @@ def build(settings: EmbedderSettings) -> Embedder:
         seconds=round(time.perf_counter() - started, 2),
     )
     cache = None
-    if settings.redis_url:
+    if settings.cache_url:
         cache = EmbeddingCache(
-            settings.redis_url,
+            settings.cache_url,
             model_version=info.model_version,
             dimension=info.dimension,
             ttl_s=settings.cache_ttl_s,

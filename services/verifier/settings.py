@@ -6,7 +6,7 @@ from pathlib import Path
 
 from deja.settings import ConfigError, setting
 
-BACKENDS_LATER = ("triton", "mlx")  # named in the architecture; not built yet
+BACKENDS = ("onnx", "triton", "mlx")
 BUNDLED_MODEL_ID = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8)"
 MODEL_FILES = ("model.onnx", "tokenizer.json")
 MAX_POSITIONS = 512  # BERT-family position embeddings; longer inputs fail inside the model
@@ -28,7 +28,16 @@ def bundled_model_dir() -> Path | None:
 class VerifierSettings:
     host: str = setting("DEJA_VERIFIER_HOST", "127.0.0.1", "interface the verifier's gRPC server binds")
     port: int = setting("DEJA_VERIFIER_PORT", 50054, "verifier gRPC port", minimum=1)
-    backend: str = setting("DEJA_VERIFIER_BACKEND", "onnx", "inference backend: onnx (triton and mlx are to come)")
+    backend: str = setting(
+        "DEJA_VERIFIER_BACKEND", "onnx", "inference backend: onnx (ONNX Runtime on CPU), triton, mlx (Apple silicon)"
+    )
+    triton_url: str = setting(
+        "DEJA_VERIFIER_TRITON_URL", "127.0.0.1:8001", "(backend triton) host:port of Triton's gRPC endpoint"
+    )
+    triton_model: str = setting("DEJA_VERIFIER_TRITON_MODEL", "verifier", "(backend triton) model name in Triton")
+    triton_timeout_ms: int = setting(
+        "DEJA_VERIFIER_TRITON_TIMEOUT_MS", 2000, "(backend triton) deadline of one inference call", minimum=1
+    )
     model_dir: str = setting(
         "DEJA_VERIFIER_MODEL_DIR",
         "",
@@ -58,10 +67,8 @@ class VerifierSettings:
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
-        if self.backend in BACKENDS_LATER:
-            raise ConfigError(f"DEJA_VERIFIER_BACKEND: {self.backend!r} is not available yet; use 'onnx'")
-        if self.backend != "onnx":
-            raise ConfigError(f"DEJA_VERIFIER_BACKEND: expected 'onnx', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"DEJA_VERIFIER_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.max_length > MAX_POSITIONS:
             raise ConfigError(f"DEJA_VERIFIER_MAX_LENGTH: must be <= {MAX_POSITIONS}, got {self.max_length}")
         where = self.resolved_model_dir()
