@@ -83,15 +83,20 @@ async def test_ttl_is_capped_by_the_configured_maximum(store):
     assert result.expires_at_ms - got.created_at_ms == LIMITS["max_ttl_s"] * 1000
 
 
-async def test_stats_count_hits_misses_entries_and_bytes(store):
+async def test_stats_count_hits_by_tier_tokens_misses_entries_and_bytes(store):
     where = scope()
     keys = [os.urandom(32) for _ in range(3)]
     sizes = [(await store.put(where, k, entry(str(i) * (i + 1)), 0)).size_bytes for i, k in enumerate(keys)]
-    await store.get(where, keys[0])
-    await store.get(where, keys[1])
-    await store.get(where, os.urandom(32))
+    await store.get(where, keys[0], store_pb2.TIER_EXACT)
+    await store.get(where, keys[1], store_pb2.TIER_EXACT)
+    await store.get(where, keys[2], store_pb2.TIER_SEMANTIC)
+    await store.get(where, keys[2])  # a read that serves nobody counts nothing
+    await store.get(where, os.urandom(32), store_pb2.TIER_EXACT)  # not found: misses are the gateway's to count
+    await store.count_misses(where.tenant, 2)
     stats = await store.stats(where.tenant)
-    assert (stats.hits, stats.misses, stats.entries, stats.bytes) == (2, 1, 3, sum(sizes))
+    assert (stats.hits, stats.hits_exact, stats.hits_semantic, stats.misses) == (3, 2, 1, 2)
+    assert stats.tokens_saved == 3 * 8  # each entry carries 3 prompt + 5 completion tokens
+    assert (stats.entries, stats.bytes) == (3, sum(sizes))
     # overwriting replaces the size; deleting frees it
     again = await store.put(where, keys[0], entry("longer answer than before"), 0)
     assert await store.delete(where, keys[1])

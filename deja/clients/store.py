@@ -13,8 +13,12 @@ class StoreClient(GrpcClient):
         super().__init__(addr, timeout_s=timeout_s, breaker=breaker)
         self._stub = store_pb2_grpc.StoreServiceStub(self.channel)
 
-    async def get(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
-        reply = await self.call(self._stub.Get, store_pb2.StoreGetRequest(scope=scope, key=key))
+    async def get(
+        self, scope: common_pb2.Scope, key: bytes, count_hit_as: int = store_pb2.TIER_UNSPECIFIED
+    ) -> store_pb2.CacheEntry | None:
+        """The entry, or None. `count_hit_as`: the tier a found entry is counted under in the tenant's stats."""
+        request = store_pb2.StoreGetRequest(scope=scope, key=key, count_hit_as=count_hit_as)
+        reply = await self.call(self._stub.Get, request)
         return reply.entry if reply.found else None
 
     async def put(
@@ -30,3 +34,6 @@ class StoreClient(GrpcClient):
     async def stats(self, tenant: str) -> store_pb2.TenantStats:
         reply = await self.call(self._stub.Stats, store_pb2.StoreStatsRequest(tenant=tenant))
         return reply.stats
+
+    async def count_misses(self, tenant: str, misses: int = 1) -> None:
+        await self.call(self._stub.CountMisses, store_pb2.StoreCountMissesRequest(tenant=tenant, misses=misses))

@@ -25,33 +25,39 @@ _sym_db = _symbol_database.Default()
 from deja.v1 import common_pb2 as deja_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x64\x65ja/v1/store.proto\x12\x07\x64\x65ja.v1\x1a\x14\x64\x65ja/v1/common.proto\"\xa0\x01\n\nCacheEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\napi_format\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08response\x18\x04 \x01(\x0c\x12\x1d\n\x05usage\x18\x05 \x01(\x0b\x32\x0e.deja.v1.Usage\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x07 \x01(\x03\"=\n\x0fStoreGetRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"E\n\x10StoreGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\"\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x13.deja.v1.CacheEntry\"v\n\x0fStorePutRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\"\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x13.deja.v1.CacheEntry\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"]\n\x10StorePutResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"@\n\x12StoreDeleteRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x13StoreDeleteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"#\n\x11StoreStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"[\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\"9\n\x12StoreStatsResponse\x12#\n\x05stats\x18\x01 \x01(\x0b\x32\x14.deja.v1.TenantStats2\x8d\x02\n\x0cStoreService\x12:\n\x03Get\x12\x18.deja.v1.StoreGetRequest\x1a\x19.deja.v1.StoreGetResponse\x12:\n\x03Put\x12\x18.deja.v1.StorePutRequest\x1a\x19.deja.v1.StorePutResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.deja.v1.StoreDeleteRequest\x1a\x1c.deja.v1.StoreDeleteResponse\x12@\n\x05Stats\x12\x1a.deja.v1.StoreStatsRequest\x1a\x1b.deja.v1.StoreStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x64\x65ja/v1/store.proto\x12\x07\x64\x65ja.v1\x1a\x14\x64\x65ja/v1/common.proto\"\xa0\x01\n\nCacheEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\napi_format\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08response\x18\x04 \x01(\x0c\x12\x1d\n\x05usage\x18\x05 \x01(\x0b\x32\x0e.deja.v1.Usage\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x07 \x01(\x03\"b\n\x0fStoreGetRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12#\n\x0c\x63ount_hit_as\x18\x03 \x01(\x0e\x32\r.deja.v1.Tier\"E\n\x10StoreGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\"\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x13.deja.v1.CacheEntry\"v\n\x0fStorePutRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\"\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x13.deja.v1.CacheEntry\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"]\n\x10StorePutResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"@\n\x12StoreDeleteRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x13StoreDeleteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"#\n\x11StoreStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\x9c\x01\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x12\n\nhits_exact\x18\x06 \x01(\x04\x12\x15\n\rhits_semantic\x18\x07 \x01(\x04\x12\x14\n\x0ctokens_saved\x18\x08 \x01(\x04\"9\n\x12StoreStatsResponse\x12#\n\x05stats\x18\x01 \x01(\x0b\x32\x14.deja.v1.TenantStats\"9\n\x17StoreCountMissesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06misses\x18\x02 \x01(\r\"\x1a\n\x18StoreCountMissesResponse*?\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_EXACT\x10\x01\x12\x11\n\rTIER_SEMANTIC\x10\x02\x32\xe1\x02\n\x0cStoreService\x12:\n\x03Get\x12\x18.deja.v1.StoreGetRequest\x1a\x19.deja.v1.StoreGetResponse\x12:\n\x03Put\x12\x18.deja.v1.StorePutRequest\x1a\x19.deja.v1.StorePutResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.deja.v1.StoreDeleteRequest\x1a\x1c.deja.v1.StoreDeleteResponse\x12@\n\x05Stats\x12\x1a.deja.v1.StoreStatsRequest\x1a\x1b.deja.v1.StoreStatsResponse\x12R\n\x0b\x43ountMisses\x12 .deja.v1.StoreCountMissesRequest\x1a!.deja.v1.StoreCountMissesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deja.v1.store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TIER']._serialized_start=1051
+  _globals['_TIER']._serialized_end=1114
   _globals['_CACHEENTRY']._serialized_start=55
   _globals['_CACHEENTRY']._serialized_end=215
   _globals['_STOREGETREQUEST']._serialized_start=217
-  _globals['_STOREGETREQUEST']._serialized_end=278
-  _globals['_STOREGETRESPONSE']._serialized_start=280
-  _globals['_STOREGETRESPONSE']._serialized_end=349
-  _globals['_STOREPUTREQUEST']._serialized_start=351
-  _globals['_STOREPUTREQUEST']._serialized_end=469
-  _globals['_STOREPUTRESPONSE']._serialized_start=471
-  _globals['_STOREPUTRESPONSE']._serialized_end=564
-  _globals['_STOREDELETEREQUEST']._serialized_start=566
-  _globals['_STOREDELETEREQUEST']._serialized_end=630
-  _globals['_STOREDELETERESPONSE']._serialized_start=632
-  _globals['_STOREDELETERESPONSE']._serialized_end=670
-  _globals['_STORESTATSREQUEST']._serialized_start=672
-  _globals['_STORESTATSREQUEST']._serialized_end=707
-  _globals['_TENANTSTATS']._serialized_start=709
-  _globals['_TENANTSTATS']._serialized_end=800
-  _globals['_STORESTATSRESPONSE']._serialized_start=802
-  _globals['_STORESTATSRESPONSE']._serialized_end=859
-  _globals['_STORESERVICE']._serialized_start=862
-  _globals['_STORESERVICE']._serialized_end=1131
+  _globals['_STOREGETREQUEST']._serialized_end=315
+  _globals['_STOREGETRESPONSE']._serialized_start=317
+  _globals['_STOREGETRESPONSE']._serialized_end=386
+  _globals['_STOREPUTREQUEST']._serialized_start=388
+  _globals['_STOREPUTREQUEST']._serialized_end=506
+  _globals['_STOREPUTRESPONSE']._serialized_start=508
+  _globals['_STOREPUTRESPONSE']._serialized_end=601
+  _globals['_STOREDELETEREQUEST']._serialized_start=603
+  _globals['_STOREDELETEREQUEST']._serialized_end=667
+  _globals['_STOREDELETERESPONSE']._serialized_start=669
+  _globals['_STOREDELETERESPONSE']._serialized_end=707
+  _globals['_STORESTATSREQUEST']._serialized_start=709
+  _globals['_STORESTATSREQUEST']._serialized_end=744
+  _globals['_TENANTSTATS']._serialized_start=747
+  _globals['_TENANTSTATS']._serialized_end=903
+  _globals['_STORESTATSRESPONSE']._serialized_start=905
+  _globals['_STORESTATSRESPONSE']._serialized_end=962
+  _globals['_STORECOUNTMISSESREQUEST']._serialized_start=964
+  _globals['_STORECOUNTMISSESREQUEST']._serialized_end=1021
+  _globals['_STORECOUNTMISSESRESPONSE']._serialized_start=1023
+  _globals['_STORECOUNTMISSESRESPONSE']._serialized_end=1049
+  _globals['_STORESERVICE']._serialized_start=1117
+  _globals['_STORESERVICE']._serialized_end=1470
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,20 @@
 from deja.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    TIER_EXACT: _ClassVar[Tier]
+    TIER_SEMANTIC: _ClassVar[Tier]
+TIER_UNSPECIFIED: Tier
+TIER_EXACT: Tier
+TIER_SEMANTIC: Tier
 
 class CacheEntry(_message.Message):
     __slots__ = ("entry_id", "api_format", "model", "response", "usage", "created_at_ms", "expires_at_ms")
@@ -25,12 +35,14 @@ class CacheEntry(_message.Message):
     def __init__(self, entry_id: _Optional[str] = ..., api_format: _Optional[str] = ..., model: _Optional[str] = ..., response: _Optional[bytes] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class StoreGetRequest(_message.Message):
-    __slots__ = ("scope", "key")
+    __slots__ = ("scope", "key", "count_hit_as")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_HIT_AS_FIELD_NUMBER: _ClassVar[int]
     scope: _common_pb2.Scope
     key: bytes
-    def __init__(self, scope: _Optional[_Union[_common_pb2.Scope, _Mapping]] = ..., key: _Optional[bytes] = ...) -> None: ...
+    count_hit_as: Tier
+    def __init__(self, scope: _Optional[_Union[_common_pb2.Scope, _Mapping]] = ..., key: _Optional[bytes] = ..., count_hit_as: _Optional[_Union[Tier, str]] = ...) -> None: ...
 
 class StoreGetResponse(_message.Message):
     __slots__ = ("found", "entry")
@@ -85,21 +97,39 @@ class StoreStatsRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "hits", "misses", "entries", "bytes")
+    __slots__ = ("tenant", "hits", "misses", "entries", "bytes", "hits_exact", "hits_semantic", "tokens_saved")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
+    HITS_EXACT_FIELD_NUMBER: _ClassVar[int]
+    HITS_SEMANTIC_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_SAVED_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     hits: int
     misses: int
     entries: int
     bytes: int
-    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+    hits_exact: int
+    hits_semantic: int
+    tokens_saved: int
+    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., hits_exact: _Optional[int] = ..., hits_semantic: _Optional[int] = ..., tokens_saved: _Optional[int] = ...) -> None: ...
 
 class StoreStatsResponse(_message.Message):
     __slots__ = ("stats",)
     STATS_FIELD_NUMBER: _ClassVar[int]
     stats: TenantStats
     def __init__(self, stats: _Optional[_Union[TenantStats, _Mapping]] = ...) -> None: ...
+
+class StoreCountMissesRequest(_message.Message):
+    __slots__ = ("tenant", "misses")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    misses: int
+    def __init__(self, tenant: _Optional[str] = ..., misses: _Optional[int] = ...) -> None: ...
+
+class StoreCountMissesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

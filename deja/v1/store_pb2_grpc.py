@@ -54,6 +54,11 @@ class StoreServiceStub:
                 request_serializer=deja_dot_v1_dot_store__pb2.StoreStatsRequest.SerializeToString,
                 response_deserializer=deja_dot_v1_dot_store__pb2.StoreStatsResponse.FromString,
                 _registered_method=True)
+        self.CountMisses = channel.unary_unary(
+                '/deja.v1.StoreService/CountMisses',
+                request_serializer=deja_dot_v1_dot_store__pb2.StoreCountMissesRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_store__pb2.StoreCountMissesResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -83,6 +88,13 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountMisses(self, request, context):
+        """Counts requests that found nothing (hits are counted by Get itself).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +117,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=deja_dot_v1_dot_store__pb2.StoreStatsRequest.FromString,
                     response_serializer=deja_dot_v1_dot_store__pb2.StoreStatsResponse.SerializeToString,
+            ),
+            'CountMisses': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountMisses,
+                    request_deserializer=deja_dot_v1_dot_store__pb2.StoreCountMissesRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_store__pb2.StoreCountMissesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +232,33 @@ class StoreService:
             '/deja.v1.StoreService/Stats',
             deja_dot_v1_dot_store__pb2.StoreStatsRequest.SerializeToString,
             deja_dot_v1_dot_store__pb2.StoreStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountMisses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.StoreService/CountMisses',
+            deja_dot_v1_dot_store__pb2.StoreCountMissesRequest.SerializeToString,
+            deja_dot_v1_dot_store__pb2.StoreCountMissesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -146,6 +146,8 @@ class ChatCompletions:
         plan = None
         if policy is not Policy.BYPASS:
             plan = WritePlan(scope, key, self.policy.ttl_for(parts.query), parts if semantic else None, lookup)
+        if policy is Policy.NORMAL:
+            self._background(self._count_miss(scope))
         if chat.stream:
             response = await self._stream_from_upstream(chat, headers, policy.value, plan)
         else:
@@ -157,7 +159,7 @@ class ChatCompletions:
 
     async def _lookup(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
         try:
-            entry = await self.store.get(scope, key)
+            entry = await self.store.get(scope, key, store_pb2.TIER_EXACT)
         except DependencyError as exc:
             log.warning("exact_lookup_failed_open", error=str(exc))
             return None
@@ -183,9 +185,19 @@ class ChatCompletions:
         )
         # An answer that calls tools is never served semantically: it is cached for the exact request only.
         index = plan.parts is not None and not calls_tools(completion)
-        task = asyncio.create_task(self._write(plan, entry, index))
+        self._background(self._write(plan, entry, index))
+
+    def _background(self, work) -> None:
+        """Run cache bookkeeping after the response; `drain` waits for it on shutdown."""
+        task = asyncio.create_task(work)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _count_miss(self, scope: common_pb2.Scope) -> None:
+        try:
+            await self.store.count_misses(scope.tenant)
+        except DependencyError as exc:
+            log.debug("miss_count_failed_open", error=str(exc))
 
     async def _write(self, plan: WritePlan, entry: store_pb2.CacheEntry, index: bool) -> None:
         try:

@@ -77,7 +77,7 @@ class SemanticTier:
         for probability, hit in ranked:
             if probability < self.threshold:
                 break
-            entry = await self.store.get(scope, bytes.fromhex(hit.entry_id))
+            entry = await self.store.get(scope, bytes.fromhex(hit.entry_id), store_pb2.TIER_SEMANTIC)
             if entry is not None and entry.api_format == API_FORMAT:
                 return Lookup(SemanticHit(entry, hit.similarity, probability), vector, version)
             # The answer expired or was deleted after it was indexed: forget the point.

@@ -6,10 +6,14 @@ valid on Redis Cluster):
     deja:{T}:e:<ns>:<key hex>   serialized CacheEntry, with a Redis TTL
     deja:{T}:idx                ZSET  member "<ns>:<key hex>" -> expires_at_ms
     deja:{T}:size               HASH  member -> stored bytes
-    deja:{T}:stats              HASH  hits, misses, bytes
+    deja:{T}:tok                HASH  member -> the entry's prompt + completion tokens
+    deja:{T}:stats              HASH  hits_exact, hits_semantic, misses, tokens_saved, bytes
 
 Entries expire by Redis TTL; the index and byte counter are trimmed lazily (on Put and
 Stats) so `entries` and `bytes` count only live entries. Each operation is one round trip.
+A Get counts a hit under the tier the caller names (none for reads that serve nobody) and adds
+the entry's tokens to `tokens_saved`; misses are counted by the gateway's CountMisses, because
+only it knows when a request found nothing in *any* tier.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from deja.v1 import store_pb2
 
 # Shared by put and stats: drop up to 500 expired members from the index and byte count.
 _PURGE = """
-local function purge(idx, size, stats, now)
+local function purge(idx, size, tok, stats, now)
   local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 500)
   if #gone == 0 then return end
   local freed = 0
@@ -34,52 +38,62 @@ local function purge(idx, size, stats, now)
     freed = freed + tonumber(redis.call('HGET', size, m) or '0')
   end
   redis.call('HDEL', size, unpack(gone))
+  redis.call('HDEL', tok, unpack(gone))
   redis.call('ZREM', idx, unpack(gone))
   redis.call('HINCRBY', stats, 'bytes', -freed)
 end
 """
 
-# KEYS: entry, stats
+# KEYS: entry, tok, stats; ARGV: member, tier counter ("" = count nothing)
 _GET = """
 local v = redis.call('GET', KEYS[1])
-redis.call('HINCRBY', KEYS[2], v and 'hits' or 'misses', 1)
+if v and ARGV[2] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+  redis.call('HINCRBY', KEYS[3], 'tokens_saved', tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'))
+end
 return v
 """
 
-# KEYS: entry, idx, size, stats; ARGV: member, value, ttl_ms, expires_at_ms, now_ms
+# KEYS: entry, idx, size, tok, stats; ARGV: member, value, ttl_ms, expires_at_ms, now_ms, tokens
 _PUT = (
     _PURGE
     + """
-purge(KEYS[2], KEYS[3], KEYS[4], ARGV[5])
+purge(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[5])
 local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 local new = string.len(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], new)
-redis.call('HINCRBY', KEYS[4], 'bytes', new - old)
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[6])
+redis.call('HINCRBY', KEYS[5], 'bytes', new - old)
 return new
 """
 )
 
-# KEYS: entry, idx, size, stats; ARGV: member
+# KEYS: entry, idx, size, tok, stats; ARGV: member
 _DELETE = """
 local existed = redis.call('DEL', KEYS[1])
 local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if old > 0 then redis.call('HINCRBY', KEYS[4], 'bytes', -old) end
+if old > 0 then redis.call('HINCRBY', KEYS[5], 'bytes', -old) end
 return existed
 """
 
-# KEYS: idx, size, stats; ARGV: now_ms
+# KEYS: idx, size, tok, stats; ARGV: now_ms
 _STATS = (
     _PURGE
     + """
-purge(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-local s = redis.call('HMGET', KEYS[3], 'hits', 'misses', 'bytes')
-return {s[1] or '0', s[2] or '0', s[3] or '0', redis.call('ZCARD', KEYS[1])}
+purge(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+local s = redis.call('HMGET', KEYS[4], 'hits_exact', 'hits_semantic', 'misses', 'tokens_saved', 'bytes')
+for i = 1, 5 do s[i] = s[i] or '0' end
+s[6] = redis.call('ZCARD', KEYS[1])
+return s
 """
 )
+
+_TIER_COUNTERS = {store_pb2.TIER_EXACT: "hits_exact", store_pb2.TIER_SEMANTIC: "hits_semantic"}
 
 
 class InvalidRequest(ValueError):
@@ -154,13 +168,19 @@ class RedisExactStore:
         prefix = self._tenant_prefix(scope.tenant)
         member = self._member(scope, key)
         entry = f"{prefix}:e:{member}"
-        return member, entry, [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:stats"]
+        return member, entry, self._tenant_keys(prefix)
+
+    @staticmethod
+    def _tenant_keys(prefix: str) -> list[str]:
+        return [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:tok", f"{prefix}:stats"]
 
     # -- operations --------------------------------------------------------------------
 
-    async def get(self, scope, key: bytes) -> store_pb2.CacheEntry | None:
-        _member, entry_key, (_idx, _size, stats) = self._keys(scope, key)
-        raw = await self._get(keys=[entry_key, stats])
+    async def get(
+        self, scope, key: bytes, count_hit_as: int = store_pb2.TIER_UNSPECIFIED
+    ) -> store_pb2.CacheEntry | None:
+        member, entry_key, (_idx, _size, tok, stats) = self._keys(scope, key)
+        raw = await self._get(keys=[entry_key, tok, stats], args=[member, _TIER_COUNTERS.get(count_hit_as, "")])
         if raw is None:
             return None
         try:
@@ -173,7 +193,7 @@ class RedisExactStore:
     async def put(self, scope, key: bytes, entry: store_pb2.CacheEntry, ttl_s: int) -> PutResult:
         if not entry.response:
             raise InvalidRequest("entry.response is empty")
-        member, entry_key, (idx, size, stats) = self._keys(scope, key)
+        member, entry_key, tenant_keys = self._keys(scope, key)
         ttl_s = min(ttl_s or self._default_ttl_s, self._max_ttl_s)
         now = _now_ms()
         stored = store_pb2.CacheEntry()
@@ -184,21 +204,32 @@ class RedisExactStore:
         value = stored.SerializeToString()
         if len(value) > self._max_entry_bytes:
             return PutResult(stored=False, reason="too_large", size_bytes=len(value))
+        tokens = entry.usage.prompt_tokens + entry.usage.completion_tokens
         await self._put(
-            keys=[entry_key, idx, size, stats],
-            args=[member, value, ttl_s * 1000, stored.expires_at_ms, now],
+            keys=[entry_key, *tenant_keys],
+            args=[member, value, ttl_s * 1000, stored.expires_at_ms, now, tokens],
         )
         return PutResult(stored=True, expires_at_ms=stored.expires_at_ms, size_bytes=len(value))
 
     async def delete(self, scope, key: bytes) -> bool:
-        member, entry_key, (idx, size, stats) = self._keys(scope, key)
-        return bool(await self._delete(keys=[entry_key, idx, size, stats], args=[member]))
+        member, entry_key, tenant_keys = self._keys(scope, key)
+        return bool(await self._delete(keys=[entry_key, *tenant_keys], args=[member]))
+
+    async def count_misses(self, tenant: str, misses: int) -> None:
+        await self._redis.hincrby(f"{self._tenant_prefix(tenant)}:stats", "misses", misses)
 
     async def stats(self, tenant: str) -> store_pb2.TenantStats:
         prefix = self._tenant_prefix(tenant)
-        hits, misses, nbytes, entries = await self._stats(
-            keys=[f"{prefix}:idx", f"{prefix}:size", f"{prefix}:stats"], args=[_now_ms()]
+        exact, semantic, misses, tokens, nbytes, entries = map(
+            int, await self._stats(keys=self._tenant_keys(prefix), args=[_now_ms()])
         )
         return store_pb2.TenantStats(
-            tenant=tenant, hits=int(hits), misses=int(misses), entries=int(entries), bytes=max(0, int(nbytes))
+            tenant=tenant,
+            hits=exact + semantic,
+            hits_exact=exact,
+            hits_semantic=semantic,
+            misses=misses,
+            tokens_saved=tokens,
+            entries=entries,
+            bytes=max(0, nbytes),
         )

@@ -35,7 +35,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
 
     async def Get(self, request, context):
         try:
-            entry = await self._store.get(request.scope, request.key)
+            entry = await self._store.get(request.scope, request.key, request.count_hit_as)
         except Exception as exc:
             await _fail(context, exc, "get")
         if entry is None:
@@ -67,3 +67,12 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         except Exception as exc:
             await _fail(context, exc, "stats")
         return store_pb2.StoreStatsResponse(stats=stats)
+
+    async def CountMisses(self, request, context):
+        if not 1 <= request.misses <= 1_000_000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "misses must be between 1 and 1000000")
+        try:
+            await self._store.count_misses(request.tenant, request.misses)
+        except Exception as exc:
+            await _fail(context, exc, "count_misses")
+        return store_pb2.StoreCountMissesResponse()
