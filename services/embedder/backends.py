@@ -58,8 +58,58 @@ def file_version(path: Path) -> str:
     return hasher.hexdigest()[:16]
 
 
-class OnnxBackend:
-    """ONNX Runtime on CPU. Each run pads to its own longest text, never to `max_tokens`."""
+class LengthSortedBackend:
+    """Tokenizing and length-sorted runs for backends that run the BERT graph on token ids (onnx, mlx).
+
+    Each run pads to its own longest text, never to `max_tokens`; a subclass runs the model on one
+    run's `(ids, mask)` (int64 [rows, width]) and returns its unit vectors."""
+
+    def __init__(
+        self, tokenizer_path: Path | None, *, max_tokens: int, batch_size: int, run_tokens: int = RUN_TOKENS
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        tokenizer_path = tokenizer_path or default_tokenizer_path()
+        if not tokenizer_path.is_file():
+            raise ConfigError(f"DEJA_EMBEDDER_TOKENIZER_PATH: no tokenizer.json at {tokenizer_path}")
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.no_padding()  # the shipped tokenizer.json pads every text to a fixed 128
+        self._tokenizer.enable_truncation(max_tokens)
+        self._batch_size = batch_size
+        self._run_tokens = run_tokens
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = [len(e.ids) for e in encodings]
+        for rows in self._runs(lengths):
+            width = lengths[rows[-1]]  # rows are sorted by length: the last is the longest
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                ids[i, : lengths[row]] = encodings[row].ids
+                mask[i, : lengths[row]] = 1
+            out[rows] = self._run(ids, mask)
+        return out
+
+    def _runs(self, lengths: list[int]) -> list[list[int]]:
+        """Row indices, shortest first, cut into runs of <= batch_size rows and ~run_tokens padded tokens."""
+        runs: list[list[int]] = [[]]
+        for row in sorted(range(len(lengths)), key=lengths.__getitem__):
+            run = runs[-1]
+            if run and (len(run) == self._batch_size or (len(run) + 1) * lengths[row] > self._run_tokens):
+                runs.append(run := [])
+            run.append(row)
+        return runs
+
+
+class OnnxBackend(LengthSortedBackend):
+    """ONNX Runtime on CPU."""
 
     def __init__(
         self,
@@ -72,18 +122,10 @@ class OnnxBackend:
         run_tokens: int = RUN_TOKENS,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if not model_path.is_file():
             raise ConfigError(f"DEJA_EMBEDDER_MODEL_PATH: no ONNX model at {model_path}; build it with `make models`")
-        tokenizer_path = tokenizer_path or default_tokenizer_path()
-        if not tokenizer_path.is_file():
-            raise ConfigError(f"DEJA_EMBEDDER_TOKENIZER_PATH: no tokenizer.json at {tokenizer_path}")
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        self._tokenizer.no_padding()  # the shipped tokenizer.json pads every text to a fixed 128
-        self._tokenizer.enable_truncation(max_tokens)
-        self._batch_size = batch_size
-        self._run_tokens = run_tokens
+        super().__init__(tokenizer_path, max_tokens=max_tokens, batch_size=batch_size, run_tokens=run_tokens)
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: ORT's default, one thread per core
@@ -103,32 +145,9 @@ class OnnxBackend:
             raise ConfigError(f"{model_path}: output dimension {dimension}, expected {DIMENSION}")
         self.info = ModelInfo(MODEL_ID, file_version(model_path), DIMENSION, "onnx")
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self._tokenizer.encode_batch(texts)
-        lengths = [len(e.ids) for e in encodings]
-        for rows in self._runs(lengths):
-            width = lengths[rows[-1]]  # rows are sorted by length: the last is the longest
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for i, row in enumerate(rows):
-                ids[i, : lengths[row]] = encodings[row].ids
-                mask[i, : lengths[row]] = 1
-            (vectors,) = self._session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})
-            out[rows] = vectors
-        return out
-
-    def _runs(self, lengths: list[int]) -> list[list[int]]:
-        """Row indices, shortest first, cut into runs of <= batch_size rows and ~run_tokens padded tokens."""
-        runs: list[list[int]] = [[]]
-        for row in sorted(range(len(lengths)), key=lengths.__getitem__):
-            run = runs[-1]
-            if run and (len(run) == self._batch_size or (len(run) + 1) * lengths[row] > self._run_tokens):
-                runs.append(run := [])
-            run.append(row)
-        return runs
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        (vectors,) = self._session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})
+        return vectors
 
 
 def resolve(path: str) -> Path:
