@@ -3,7 +3,8 @@
 `run_grpc_service` binds a `grpc.aio` server, registers the standard health and reflection
 services, keeps health in step with the service's own dependency probe, and on SIGTERM or
 SIGINT flips every service to NOT_SERVING before stopping with a grace period, so Kubernetes
-stops routing to the pod before in-flight calls are cut.
+stops routing to the pod before in-flight calls are cut. It also sets up what every service
+shares: tracing from the `OTEL_*` env (deja.telemetry) and Prometheus metrics on `metrics_port`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from deja import metrics, telemetry
 from deja.logs import get_logger
 
 log = get_logger("deja.grpc")
@@ -57,8 +59,12 @@ async def run_grpc_service(
     probe_interval_s: float = 1.0,
     grace_s: float = 5.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    metrics_port: int = 0,
 ) -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    telemetry.init(name)
+    metrics.serve(metrics_port, host)
+    interceptors = [metrics.MetricsInterceptor(), *telemetry.server_interceptors()]
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=interceptors)
     register(server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -72,7 +78,7 @@ async def run_grpc_service(
     await server.start()
     for svc in ("", *service_names):
         await health.set(svc, SERVING)
-    log.info("grpc_started", address=address)
+    log.info("grpc_started", address=address, metrics_port=metrics_port or None, tracing=telemetry.enabled())
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,4 +96,5 @@ async def run_grpc_service(
     await server.stop(grace_s)
     if on_stop:
         await on_stop()
+    telemetry.shutdown()
     log.info("grpc_stopped")

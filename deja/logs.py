@@ -8,7 +8,17 @@ import sys
 import orjson
 import structlog
 
+from deja.telemetry import current_ids
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _add_trace_ids(_logger, _method, event: dict) -> dict:
+    """trace_id / span_id of the current span, as Jaeger shows them, so a log line finds its trace."""
+    ids = current_ids()
+    if ids is not None:
+        event["trace_id"], event["span_id"] = ids
+    return event
 
 
 def configure_logging(service: str, level: str = "info") -> None:
@@ -16,6 +26,7 @@ def configure_logging(service: str, level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

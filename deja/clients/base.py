@@ -15,6 +15,8 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from deja import telemetry
+
 R = TypeVar("R")
 
 
@@ -72,7 +74,9 @@ class GrpcClient:
         self.addr = addr
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
-        self.channel = grpc.aio.insecure_channel(addr, options=[("grpc.enable_retries", 0)])
+        self.channel = grpc.aio.insecure_channel(
+            addr, options=[("grpc.enable_retries", 0)], interceptors=telemetry.client_interceptors()
+        )
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     async def call(self, method: Callable[..., Awaitable[R]], request, timeout_s: float | None = None) -> R:

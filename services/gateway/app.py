@@ -6,19 +6,25 @@ import asyncio
 import contextlib
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from deja import telemetry
 from deja.clients import CircuitBreaker, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
 from deja.logs import get_logger
 from services.gateway.chat import ChatCompletions, read_body
 from services.gateway.errors import ApiError
+from services.gateway.observe import RequestObserver
+from services.gateway.pricing import PriceTable
 from services.gateway.semantic import SemanticTier
 from services.gateway.semantic_policy import SemanticPolicy
 from services.gateway.settings import GatewaySettings
+from services.gateway.stats import cache_stats
 from services.gateway.upstream import Upstream
 
 log = get_logger("deja.gateway")
@@ -28,6 +34,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     # gRPC aio channels bind to the event loop that creates them, so the clients are made in
     # the lifespan (inside uvicorn's loop), not here.
     clients: dict[str, Any] = {}
+    prices = PriceTable.parse(settings.prices)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -61,7 +68,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         )
         chat = ChatCompletions(
             store=store, upstream=upstream, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
-            policy=policy, semantic=semantic,
+            policy=policy, semantic=semantic, prices=prices,
         )  # fmt: skip
         clients.update(store=store, upstream=upstream, chat=chat, semantic=semantic)
         log.info("gateway_started", upstream=settings.upstream_url, store=settings.store_addr)
@@ -75,6 +82,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     async def chat_completions(request: Request) -> Response:
         return await clients["chat"].handle(request)
+
+    async def stats(request: Request) -> Response:
+        return await cache_stats(request, clients["store"])
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -128,11 +141,26 @@ def create_app(settings: GatewaySettings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/cache/stats", stats, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/v1/{path:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
         lifespan=lifespan,
+        middleware=_middleware(),
     )
     return app
+
+
+def _middleware() -> list[Middleware]:
+    """Per-request records always; the OpenTelemetry HTTP server span only when tracing is on."""
+    stack = [Middleware(RequestObserver)]
+    if telemetry.enabled():
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Outermost, so the server span is current for everything below; probes and scrapes are not traced.
+        stack.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="healthz,readyz,metrics",
+                                   exclude_spans=["receive", "send"]))  # fmt: skip
+    return stack

@@ -19,9 +19,11 @@ from starlette.responses import Response, StreamingResponse
 from deja.clients import DependencyError, StoreClient
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2
+from services.gateway import observe
 from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
 from services.gateway.chat_request import API_FORMAT, ChatRequest, parse_chat_request
 from services.gateway.errors import ApiError, error_body
+from services.gateway.pricing import PriceTable
 from services.gateway.semantic import Lookup, SemanticTier
 from services.gateway.semantic_key import SemanticParts, semantic_parts
 from services.gateway.semantic_policy import SemanticPolicy, calls_tools
@@ -93,7 +95,7 @@ class WritePlan:
 class ChatCompletions:
     def __init__(
         self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool,
-        policy: SemanticPolicy, semantic: SemanticTier | None,
+        policy: SemanticPolicy, semantic: SemanticTier | None, prices: PriceTable | None = None,
     ) -> None:  # fmt: skip
         self.store = store
         self.upstream = upstream
@@ -101,6 +103,7 @@ class ChatCompletions:
         self.semantic = semantic
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        self.prices = prices or PriceTable.parse("")
         self._writes: set[asyncio.Task] = set()
 
     async def drain(self, timeout_s: float = 5.0) -> None:
@@ -139,7 +142,10 @@ class ChatCompletions:
                     "x-deja-verifier-score": f"{hit.probability:.4f}",
                 }
                 response = self._serve(chat, hit.entry, headers)
-                self._log(started, chat, scope, "hit-semantic", response.status_code)
+                self._log(
+                    started, chat, scope, "hit-semantic", response.status_code,
+                    similarity=round(hit.similarity, 4), verifier_score=round(hit.probability, 4),
+                )  # fmt: skip
                 return response
 
         headers = self.upstream.request_headers(request.headers)
@@ -159,7 +165,8 @@ class ChatCompletions:
 
     async def _lookup(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
         try:
-            entry = await self.store.get(scope, key, store_pb2.TIER_EXACT)
+            with observe.timed("exact"):
+                entry = await self.store.get(scope, key, store_pb2.TIER_EXACT)
         except DependencyError as exc:
             log.warning("exact_lookup_failed_open", error=str(exc))
             return None
@@ -168,6 +175,7 @@ class ChatCompletions:
         return entry
 
     def _serve(self, chat: ChatRequest, entry: store_pb2.CacheEntry, headers: dict[str, str]) -> Response:
+        observe.served_from_cache(entry, self.prices)
         age_s = max(0, (time.time_ns() // 1_000_000 - entry.created_at_ms) // 1000)
         headers = {**headers, "x-deja-entry": entry.entry_id, "age": str(age_s)}
         if not chat.stream:
@@ -286,15 +294,8 @@ class ChatCompletions:
         out_headers.pop("content-type", None)
         return StreamingResponse(relay(), headers={**out_headers, **SSE_HEADERS}, media_type="text/event-stream")
 
-    def _log(self, started: float, chat: ChatRequest, scope, outcome: str, status: int) -> None:
-        if self.access_log:
-            log.info(
-                "request",
-                path="/v1/chat/completions",
-                status=status,
-                cache=outcome,
-                stream=chat.stream,
-                model=chat.model,
-                tenant=scope.tenant[:12] if scope else None,
-                ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+    def _log(self, started: float, chat: ChatRequest, scope, outcome: str, status: int, **attributes) -> None:
+        observe.finish(
+            api="openai", path="/v1/chat/completions", outcome=outcome, status=status, model=chat.model,
+            tenant=scope.tenant if scope else None, stream=chat.stream, access_log=self.access_log, **attributes,
+        )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from deja import telemetry
 from deja.logs import configure_logging
 from deja.settings import load
 from services.gateway.app import create_app
@@ -13,6 +14,7 @@ from services.gateway.settings import GatewaySettings
 def main() -> None:
     settings = load(GatewaySettings)
     configure_logging("gateway", settings.log_level)
+    telemetry.init("gateway")  # before the app exists: httpx/gRPC clients made later are instrumented
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -24,3 +26,4 @@ def main() -> None:
         timeout_graceful_shutdown=10,
         server_header=False,
     )
+    telemetry.shutdown()

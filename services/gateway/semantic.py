@@ -15,6 +15,7 @@ import numpy as np
 from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
+from services.gateway import observe
 from services.gateway.chat_request import API_FORMAT
 from services.gateway.semantic_key import SemanticParts
 
@@ -61,23 +62,29 @@ class SemanticTier:
             return Lookup()
 
     async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts) -> Lookup:
-        vectors, model = await self.embedder.embed([parts.query])
+        with observe.timed("embed"):
+            vectors, model = await self.embedder.embed([parts.query])
         vector, version = vectors[0], model.model_version
-        hits = await self.index.search(
-            scope, parts.context_hash, vector.tolist(), k=self.k, min_similarity=self.min_similarity,
-            model_version=version,
-        )  # fmt: skip
+        with observe.timed("search"):
+            hits = await self.index.search(
+                scope, parts.context_hash, vector.tolist(), k=self.k, min_similarity=self.min_similarity,
+                model_version=version,
+            )  # fmt: skip
         if not hits:
+            observe.candidates_scored([], [])
             return Lookup(vector=vector, model_version=version)
         candidates = [
             verifier_pb2.VerifyCandidate(entry_id=h.entry_id, prompt=h.prompt, similarity=h.similarity) for h in hits
         ]
-        probabilities = await self.verifier.verify(parts.query, candidates)
+        with observe.timed("verify"):
+            probabilities = await self.verifier.verify(parts.query, candidates)
+        observe.candidates_scored([h.similarity for h in hits], [float(p) for p in probabilities])
         ranked = sorted(zip(probabilities, hits, strict=True), key=lambda pair: -pair[0])
         for probability, hit in ranked:
             if probability < self.threshold:
                 break
-            entry = await self.store.get(scope, bytes.fromhex(hit.entry_id), store_pb2.TIER_SEMANTIC)
+            with observe.timed("fetch"):
+                entry = await self.store.get(scope, bytes.fromhex(hit.entry_id), store_pb2.TIER_SEMANTIC)
             if entry is not None and entry.api_format == API_FORMAT:
                 return Lookup(SemanticHit(entry, hit.similarity, probability), vector, version)
             # The answer expired or was deleted after it was indexed: forget the point.

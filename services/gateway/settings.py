@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from deja.settings import ConfigError, check_addr, setting
+from services.gateway.pricing import PriceTable
 from services.gateway.semantic_policy import DEFAULT_EXCLUDED, DEFAULT_TIME_SENSITIVE
 
 OPENAI_API = "https://api.openai.com/v1"
@@ -61,6 +62,11 @@ class GatewaySettings:
     )
     max_body_bytes: int = setting("DEJA_MAX_BODY_BYTES", 4_194_304, "request bodies over this get 413", minimum=1024)
     access_log: bool = setting("DEJA_ACCESS_LOG", True, "one JSON log line per request")
+    prices: str = setting(
+        "DEJA_PRICES",
+        "",
+        'price table for "cost saved": JSON {"model": [input, output] USD per 1M tokens}; empty: built-in list prices',
+    )
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
@@ -70,6 +76,7 @@ class GatewaySettings:
         check_addr("DEJA_VERIFIER_ADDR", self.verifier_addr)
         if not 0.0 <= self.verifier_threshold <= 1.0:
             raise ConfigError("DEJA_VERIFIER_THRESHOLD: must be a probability in [0, 1]")
+        PriceTable.parse(self.prices)
         if not -1.0 <= self.semantic_min_similarity <= 1.0:
             raise ConfigError("DEJA_SEMANTIC_MIN_SIMILARITY: must be a cosine in [-1, 1]")
         for env, pattern in (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from services.gateway import observe
 from services.gateway.errors import ApiError
 
 # Hop-by-hop and framing headers are the proxy's own business, never forwarded either way.
@@ -63,7 +64,8 @@ class Upstream:
         url = f"{self.base_url}{path}" + (f"?{params}" if params else "")
         request = self._client.build_request(method, url, headers=headers, content=content)
         try:
-            return await self._client.send(request, stream=stream)
+            with observe.timed("upstream"):  # to the response headers; a stream's body is not counted
+                return await self._client.send(request, stream=stream)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ApiError(
                 502,

@@ -1,0 +1,140 @@
+"""What the gateway tells operators about each request: metrics, span attributes, one access line.
+
+A pure-ASGI middleware opens a `RequestRecord` per request (a context variable, so tier code
+anywhere below can add to it without threading it through calls). Tiers are timed with
+`timed("exact" | "embed" | "search" | "verify" | "fetch" | "upstream")`, which also opens a
+`deja.<tier>` span when tracing is on. `finish(...)` closes the books: request counters and
+histograms, `deja.*` attributes on the HTTP server span, and the access log line with the
+per-tier milliseconds. Prompt text and API keys never appear; the tenant is its hash prefix.
+
+"End to end" latency is measured to the response start (headers): for a streamed answer that
+is the time to first byte, which is what a cache changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Histogram
+
+from deja import telemetry
+from deja.logs import get_logger
+from deja.metrics import LATENCY_BUCKETS
+from deja.v1 import store_pb2
+from services.gateway.pricing import PriceTable
+
+log = get_logger("deja.gateway")
+
+REQUESTS = Counter("deja_requests_total", "client requests by API and cache outcome", ["api", "outcome"])
+REQUEST_SECONDS = Histogram(
+    "deja_request_duration_seconds",
+    "gateway time to the response start, by API and cache outcome",
+    ["api", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+TIER_SECONDS = Histogram(
+    "deja_tier_duration_seconds", "time spent in one cache tier or upstream", ["tier"], buckets=LATENCY_BUCKETS
+)
+SIMILARITY = Histogram(
+    "deja_semantic_similarity", "cosine similarity of verified candidates", buckets=[i / 20 for i in range(10, 21)]
+)
+VERIFIER_SCORE = Histogram(
+    "deja_verifier_score", "verifier probability of same intent, per candidate", buckets=[i / 10 for i in range(11)]
+)
+CANDIDATES = Histogram("deja_semantic_candidates", "index candidates per semantic lookup", buckets=range(0, 11))
+TOKENS_SERVED = Counter("deja_tokens_served_total", "tokens of answers served from cache", ["kind"])
+COST_SAVED = Counter(
+    "deja_cost_saved_usd_total", "estimated provider cost of the answers served from cache (price table)", ["model"]
+)
+
+
+@dataclass
+class RequestRecord:
+    started: float = field(default_factory=time.perf_counter)
+    ms: dict[str, float] = field(default_factory=dict)
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("deja_request", default=None)
+
+
+class RequestObserver:
+    """Pure ASGI middleware: one RequestRecord per HTTP request (streaming bodies stay in its context)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        token = _current.set(RequestRecord())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
+
+
+_tracer = telemetry.tracer("deja.gateway")
+
+
+@contextlib.contextmanager
+def timed(tier: str):
+    """Time a tier into the metrics and the request's access line (and a span when tracing)."""
+    started = time.perf_counter()
+    span = contextlib.nullcontext()
+    if telemetry.enabled():
+        span = _tracer.start_as_current_span(f"deja.{tier}", attributes={"deja.tier": tier})
+    try:
+        with span:
+            yield
+    finally:
+        elapsed = time.perf_counter() - started
+        TIER_SECONDS.labels(tier).observe(elapsed)
+        record = _current.get()
+        if record is not None:
+            record.ms[tier] = round(record.ms.get(tier, 0.0) + elapsed * 1000, 3)
+
+
+def candidates_scored(similarities: list[float], scores: list[float]) -> None:
+    CANDIDATES.observe(len(similarities))
+    for similarity, score in zip(similarities, scores, strict=True):
+        SIMILARITY.observe(similarity)
+        VERIFIER_SCORE.observe(score)
+    telemetry.annotate(candidates=len(similarities), best_verifier_score=max(scores, default=None))
+
+
+def served_from_cache(entry: store_pb2.CacheEntry, prices: PriceTable) -> None:
+    TOKENS_SERVED.labels("prompt").inc(entry.usage.prompt_tokens)
+    TOKENS_SERVED.labels("completion").inc(entry.usage.completion_tokens)
+    model, cost = prices.cost(entry.model, entry.usage.prompt_tokens, entry.usage.completion_tokens)
+    if cost:
+        COST_SAVED.labels(model).inc(cost)
+
+
+def finish(
+    *, api: str, path: str, outcome: str, status: int, model: str, tenant: str | None, stream: bool,
+    access_log: bool, **attributes,
+) -> None:  # fmt: skip
+    """Close the request's books: metrics, server-span attributes and the access line."""
+    record = _current.get() or RequestRecord()
+    elapsed = time.perf_counter() - record.started
+    REQUESTS.labels(api, outcome).inc()
+    REQUEST_SECONDS.labels(api, outcome).observe(elapsed)
+    tenant_hash = tenant[:16] if tenant else None
+    tier = outcome.removeprefix("hit-") if outcome.startswith("hit-") else "upstream"
+    telemetry.annotate(outcome=outcome, tier=tier, model=model, tenant=tenant_hash, **attributes)
+    if access_log:
+        log.info(
+            "request",
+            path=path,
+            status=status,
+            cache=outcome,
+            stream=stream,
+            model=model,
+            tenant=tenant_hash,
+            ms=round(elapsed * 1000, 3),
+            tiers_ms=record.ms or None,
+            **attributes,
+        )

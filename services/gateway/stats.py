@@ -1,0 +1,46 @@
+"""GET /v1/cache/stats: the caller's own cache statistics (tenant = hash of its API key).
+
+Only ever the caller's tenant: there is no parameter that names another one. The store keeps
+the counters (hits by tier, misses, tokens saved, live entries and bytes); if it is down the
+endpoint says so with a 503 rather than inventing zeros.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from deja.clients import DependencyError, StoreClient
+from services.gateway.cache_policy import api_key_from, tenant_of
+from services.gateway.errors import ApiError
+
+
+def tenant_from(request: Request) -> str:
+    """The caller's tenant id, or 401 in the provider's error shape."""
+    api_key = api_key_from(request.headers.get("authorization")) or request.headers.get("x-api-key", "").strip()
+    if not api_key:
+        raise ApiError(401, "an API key is required (Authorization: Bearer ...)", type="invalid_request_error",
+                       code="missing_api_key")  # fmt: skip
+    return tenant_of(api_key)
+
+
+async def cache_stats(request: Request, store: StoreClient) -> JSONResponse:
+    tenant = tenant_from(request)
+    try:
+        stats = await store.stats(tenant)
+    except DependencyError:
+        raise ApiError(503, "cache statistics are unavailable right now", type="server_error",
+                       code="stats_unavailable") from None  # fmt: skip
+    lookups = stats.hits + stats.misses
+    return JSONResponse(
+        {
+            "object": "cache.stats",
+            "tenant": tenant[:16],
+            "hits": {"exact": stats.hits_exact, "semantic": stats.hits_semantic, "total": stats.hits},
+            "misses": stats.misses,
+            "hit_rate": round(stats.hits / lookups, 4) if lookups else 0.0,
+            "entries": stats.entries,
+            "bytes": stats.bytes,
+            "tokens_saved": stats.tokens_saved,
+        }
+    )
