@@ -25,6 +25,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 LogSink = Callable[[str, str], None]
 
+# Default Prometheus ports of the gRPC services, and the variable each one reads.
+METRICS_PORTS = {"store": 9151, "embedder": 9152, "semantic-index": 9153, "verifier": 9154}
+METRICS_ENV = {
+    "store": "DEJA_STORE_METRICS_PORT",
+    "embedder": "DEJA_EMBEDDER_METRICS_PORT",
+    "semantic-index": "DEJA_SEMANTIC_METRICS_PORT",
+    "verifier": "DEJA_VERIFIER_METRICS_PORT",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -135,12 +144,15 @@ class Cluster:
     extra_env: dict[str, str] = field(default_factory=dict)
     sink: LogSink = _print_sink
     procs: dict[str, Proc] = field(default_factory=dict)
+    # Prometheus port of each gRPC service (the gateway serves /metrics on its own port).
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(METRICS_PORTS))
 
     @classmethod
     def on_free_ports(cls, **options) -> Cluster:
         """A cluster whose every process listens on a free loopback port (tests, bench)."""
         ports = ("gateway", "store", "redis", "mock", "embedder", "semantic", "verifier")
-        return cls(**{f"{name}_port": free_port() for name in ports}, **options)
+        metrics = {name: free_port() for name in METRICS_PORTS}
+        return cls(**{f"{name}_port": free_port() for name in ports}, metrics_ports=metrics, **options)
 
     @property
     def gateway_url(self) -> str:
@@ -160,6 +172,7 @@ class Cluster:
 
     def _service(self, name: str, port: int, **env: str) -> Proc:
         addr = f"127.0.0.1:{port}"
+        env[METRICS_ENV[name]] = str(self.metrics_ports[name])
         argv = [sys.executable, "-m", "deja", "serve", name]
         return Proc(name, argv, self._env(**env), lambda: grpc_ready(addr))
 

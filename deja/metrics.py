@@ -14,6 +14,10 @@ import time
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
+from deja.logs import get_logger
+
+log = get_logger("deja.metrics")
+
 # Buckets from 0.25 ms to 10 s: a cache hop is ~1 ms, a model call ~5-50 ms, an upstream call seconds.
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -25,10 +29,18 @@ GRPC_SECONDS = Histogram(
 )
 
 
-def serve(port: int, host: str = "0.0.0.0") -> None:
-    """Expose /metrics on `port` in a daemon thread (port 0: metrics off)."""
-    if port:
+def serve(port: int, host: str = "0.0.0.0") -> bool:
+    """Expose /metrics on `port` in a daemon thread (port 0: metrics off).
+
+    A port that cannot be bound is logged, not fatal: losing metrics must not take the cache down."""
+    if not port:
+        return False
+    try:
         start_http_server(port, addr=host)
+    except OSError as exc:
+        log.error("metrics_port_unavailable", port=port, error=str(exc))
+        return False
+    return True
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

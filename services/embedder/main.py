@@ -54,6 +54,7 @@ async def serve(settings: EmbedderSettings, embedder: Embedder) -> None:
         name="embedder",
         host=settings.host,
         port=settings.port,
+        metrics_port=settings.metrics_port,
         register=lambda server: embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
         probe=embedder.ready,

@@ -11,6 +11,9 @@ BACKENDS = ("onnx", "triton", "mlx")
 class EmbedderSettings:
     host: str = setting("DEJA_EMBEDDER_HOST", "127.0.0.1", "interface the embedder's gRPC server binds")
     port: int = setting("DEJA_EMBEDDER_PORT", 50052, "embedder gRPC port", minimum=1)
+    metrics_port: int = setting(
+        "DEJA_EMBEDDER_METRICS_PORT", 9152, "Prometheus /metrics port of the embedder (0: off)", minimum=0
+    )
     backend: str = setting(
         "DEJA_EMBEDDER_BACKEND",
         "onnx",

@@ -61,6 +61,7 @@ async def serve(
             name="semantic-index",
             host=settings.host,
             port=settings.port,
+            metrics_port=settings.metrics_port,
             register=lambda server: semantic_index_pb2_grpc.add_SemanticIndexServiceServicer_to_server(
                 SemanticIndexServicer(backend), server
             ),

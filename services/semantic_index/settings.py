@@ -12,6 +12,9 @@ BACKENDS = ("edge", "qdrant")
 class SemanticIndexSettings:
     host: str = setting("DEJA_SEMANTIC_HOST", "127.0.0.1", "interface the semantic index's gRPC server binds")
     port: int = setting("DEJA_SEMANTIC_PORT", 50053, "semantic index gRPC port", minimum=1)
+    metrics_port: int = setting(
+        "DEJA_SEMANTIC_METRICS_PORT", 9153, "Prometheus /metrics port of the semantic index (0: off)", minimum=0
+    )
     backend: str = setting(
         "DEJA_SEMANTIC_BACKEND", "edge", "`edge` (Qdrant's engine in process, on local disk) or `qdrant` (a server)"
     )

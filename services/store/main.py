@@ -37,6 +37,7 @@ async def serve(settings: StoreSettings) -> None:
         name="store",
         host=settings.host,
         port=settings.port,
+        metrics_port=settings.metrics_port,
         register=lambda server: store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(store), server),
         service_names=[SERVICE_NAME],
         probe=redis_reachable,

@@ -9,6 +9,9 @@ from deja.settings import ConfigError, setting
 class StoreSettings:
     host: str = setting("DEJA_STORE_HOST", "127.0.0.1", "interface the store's gRPC server binds")
     port: int = setting("DEJA_STORE_PORT", 50051, "store gRPC port", minimum=1)
+    metrics_port: int = setting(
+        "DEJA_STORE_METRICS_PORT", 9151, "Prometheus /metrics port of the store (0: off)", minimum=0
+    )
     redis_url: str = setting(
         "DEJA_REDIS_URL",
         "redis://127.0.0.1:6379/0",

@@ -28,6 +28,9 @@ def bundled_model_dir() -> Path | None:
 class VerifierSettings:
     host: str = setting("DEJA_VERIFIER_HOST", "127.0.0.1", "interface the verifier's gRPC server binds")
     port: int = setting("DEJA_VERIFIER_PORT", 50054, "verifier gRPC port", minimum=1)
+    metrics_port: int = setting(
+        "DEJA_VERIFIER_METRICS_PORT", 9154, "Prometheus /metrics port of the verifier (0: off)", minimum=0
+    )
     backend: str = setting(
         "DEJA_VERIFIER_BACKEND", "onnx", "inference backend: onnx (ONNX Runtime on CPU), triton, mlx (Apple silicon)"
     )
