@@ -1,0 +1,18 @@
+{{/* Refuse value combinations that would render a cluster that cannot work. */}}
+{{- define "deja.validate" -}}
+{{- if and (include "deja.redisUsed" .) (not .Values.redis.enabled) (not .Values.redis.external.url) -}}
+{{- fail "redis.enabled is false: set redis.external.url (redis://host:port) for the store and the embedding cache" -}}
+{{- end -}}
+{{- if and (include "deja.qdrantUsed" .) (not .Values.qdrant.enabled) (not .Values.qdrant.external.url) -}}
+{{- fail "qdrant.enabled is false: set qdrant.external.url (http://host:6333) for the semantic index" -}}
+{{- end -}}
+{{- if and .Values.qdrant.distributed.enabled (lt (int .Values.qdrant.replicas) 2) -}}
+{{- fail "qdrant.distributed.enabled needs qdrant.replicas >= 2" -}}
+{{- end -}}
+{{- if and (eq .Values.triton.modelRepository.source "volume") (empty .Values.triton.modelRepository.volume) -}}
+{{- fail "triton.modelRepository.source is volume: set triton.modelRepository.volume (e.g. persistentVolumeClaim: {claimName: ...})" -}}
+{{- end -}}
+{{- if not (include "deja.deployed" (list . "gateway")) -}}
+{{- fail "components.gateway must be enabled: it is the only way in" -}}
+{{- end -}}
+{{- end -}}
