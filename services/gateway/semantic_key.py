@@ -76,7 +76,20 @@ def _last_user_index(messages: list[dict]) -> int | None:
 
 
 def semantic_parts(chat: ChatRequest) -> SemanticParts:
-    body = {k: v for k, v in chat.body.items() if k not in NOT_IN_KEY}
+    """The parts of an OpenAI chat completion request."""
+    return parts_of({k: v for k, v in chat.body.items() if k not in NOT_IN_KEY}, KEY_SCHEMA)
+
+
+def last_user_text(messages: list[dict]) -> str | None:
+    """The text of the last user turn (text parts only), or None when there is none."""
+    index = _last_user_index(messages)
+    return None if index is None else _text_of(messages[index].get("content"))
+
+
+def parts_of(keyed: dict[str, Any], key_schema: bytes) -> SemanticParts:
+    """Any API whose body has `messages` with OpenAI/Anthropic-style text parts; `keyed` is the
+    body as the exact key sees it, `key_schema` the API's key prefix (formats never share a context)."""
+    body = dict(keyed)
     messages = list(body["messages"])
     index = _last_user_index(messages)
     text = _text_of(messages[index].get("content")) if index == len(messages) - 1 else None
@@ -85,4 +98,4 @@ def semantic_parts(chat: ChatRequest) -> SemanticParts:
         messages[index] = {**messages[index], "content": attached}
     body["messages"] = messages
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    return SemanticParts(query or None, blake3.blake3(KEY_SCHEMA + b"context|" + canonical).digest())
+    return SemanticParts(query or None, blake3.blake3(key_schema + b"context|" + canonical).digest())

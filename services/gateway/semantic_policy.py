@@ -43,9 +43,23 @@ class SemanticPolicy:
     def may_use_semantic(self, query: str | None, body: dict[str, Any]) -> bool:
         if query is None or not self.min_chars <= len(query) <= self.max_chars:
             return False
-        if any(m.get("role") in ("tool", "function") for m in body["messages"]):
+        if has_tool_turns(body["messages"]):
             return False
         return not self.excluded.search(query)
+
+
+TOOL_BLOCKS = frozenset({"tool_use", "tool_result", "server_tool_use"})
+
+
+def has_tool_turns(messages: list[dict[str, Any]]) -> bool:
+    """A conversation that carries tool calls or results (OpenAI roles or Anthropic content blocks)."""
+    for message in messages:
+        if message.get("role") in ("tool", "function"):
+            return True
+        content = message.get("content")
+        if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") in TOOL_BLOCKS for b in content):
+            return True
+    return False
 
 
 def calls_tools(completion: dict[str, Any]) -> bool:

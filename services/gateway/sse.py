@@ -180,6 +180,22 @@ def _text_pieces(text: str) -> Iterator[str]:
         yield "".join(pieces[start : start + WORDS_PER_CHUNK])
 
 
+ARGUMENT_CHARS_PER_CHUNK = 24  # providers stream tool arguments as short JSON fragments
+
+
+def _tool_call_chunks(index: int, i: int, call: dict[str, Any], chunk) -> Iterator[bytes]:
+    """The call's id, type and name first (arguments ""), then its arguments in fragments."""
+    function = call.get("function")
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if not isinstance(arguments, str) or not arguments:
+        yield chunk(index, {"tool_calls": [{"index": i, **call}]})
+        return
+    yield chunk(index, {"tool_calls": [{"index": i, **call, "function": {**function, "arguments": ""}}]})
+    for at in range(0, len(arguments), ARGUMENT_CHARS_PER_CHUNK):
+        piece = arguments[at : at + ARGUMENT_CHARS_PER_CHUNK]
+        yield chunk(index, {"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+
+
 def replay_chunks(completion: dict[str, Any], include_usage: bool) -> Iterator[bytes]:
     """A stored chat.completion as the SSE stream a provider would have sent, ending in [DONE]."""
     head = {
@@ -214,7 +230,7 @@ def replay_chunks(completion: dict[str, Any], include_usage: bool) -> Iterator[b
             for piece in _text_pieces(content):
                 yield chunk(index, {"content": piece})
         for i, call in enumerate(tool_calls or ()):
-            yield chunk(index, {"tool_calls": [{"index": i, **call}]})
+            yield from _tool_call_chunks(index, i, call, chunk)
         yield chunk(index, {}, choice.get("finish_reason"), choice.get("logprobs"))
     if include_usage and completion.get("usage") is not None:
         yield event({**head, "choices": [], "usage": completion["usage"]})

@@ -4,12 +4,18 @@ Answers are deterministic in the prompt (the same request always gets the same t
 is filled, and a configurable latency (default 300 ms) makes hits and misses easy to tell
 apart. Tests steer it with request headers:
 
-    x-mock-status: 429|500|...   answer with that error status (OpenAI error body)
-    x-mock-latency-ms: N         override the latency for this request
-    x-mock-break-after: N        streaming only: send N chunks, then drop the connection
+    x-mock-status: 429|500|...      answer with that error status (the API's error body)
+    x-mock-latency-ms: N            override the latency for this request
+    x-mock-break-after: N           streaming only: send N chunks, then drop the connection
+    x-mock-stream-error-after: N    streaming only: send N chunks, then an in-band error event
 
-`GET /mock/stats` counts the chat completions it answered, so a test can prove a hit never
-reached the provider.
+Tools offered are called one per turn, in order, until each has a result; then the answer is
+text (so a request offering three tools drives a three-step tool loop). `reasoning_effort` adds
+`reasoning_content` to the message, as reasoning providers (DeepSeek, vLLM) stream it.
+
+`POST /v1/messages` speaks Anthropic's Messages format the same way (see `anthropic.py`).
+`GET /mock/stats` counts the requests each endpoint answered (`chat_completions`, `messages`),
+so a test can prove a hit never reached the provider.
 """
 
 from __future__ import annotations
@@ -25,44 +31,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.gateway.sse import replay_chunks
-
-VOCABULARY = (
-    "cache entries verify intent before serving answers agents reuse responses latency drops while "
-    "providers bill only misses embeddings compare meaning tokens stream quickly"
-).split()
+from services.gateway.sse import event, replay_chunks
+from services.mock_provider import anthropic
+from services.mock_provider.answers import answer_for, digest_words
 
 
 def _error(status: int, message: str, type: str, code: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": type, "param": None, "code": code}}, status)
 
 
-def answer_for(body: dict) -> str:
-    """Deterministic text derived from the whole request."""
-    digest = blake3.blake3(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest(32)
-    words = [VOCABULARY[b % len(VOCABULARY)] for b in digest[:24]]
+def _prompt(body: dict) -> str:
     last = next((m.get("content") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-    prompt = last if isinstance(last, str) else "(multi-part message)"
-    return f"Mock answer to {prompt[:200]!r}: " + " ".join(words) + "."
+    return last if isinstance(last, str) else "(multi-part message)"
 
 
 def _tool_call_for(body: dict) -> dict | None:
-    """With tools offered (and not refused), the mock calls the first one, unless the last turn is
-    already a tool result: then it answers in text, as a model finishing a tool loop would."""
+    """With tools offered (and not refused), the mock calls them one per turn, in order, until each
+    has a tool result: then it answers in text, as a model finishing a tool loop would."""
     tools = body.get("tools") or []
-    if not tools or body.get("tool_choice") == "none" or body["messages"][-1].get("role") == "tool":
+    step = sum(1 for m in body["messages"] if m.get("role") == "tool")
+    if step >= len(tools) or body.get("tool_choice") == "none":
         return None
-    name = (tools[0].get("function") or {}).get("name", "tool")
-    last = body["messages"][-1].get("content")
-    arguments = orjson.dumps({"query": last if isinstance(last, str) else ""}).decode()
+    name = (tools[step].get("function") or {}).get("name", "tool")
+    arguments = orjson.dumps({"query": _prompt(body), "step": step}).decode()
     call_id = "call_" + blake3.blake3(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest(12)
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def completion_for(body: dict) -> dict:
     call = _tool_call_for(body)
-    text = None if call else answer_for(body)
+    text = None if call else answer_for(body, _prompt(body))
     message = {"role": "assistant", "content": text, "refusal": None}
+    if body.get("reasoning_effort"):
+        message["reasoning_content"] = f"Thinking about {_prompt(body)[:60]!r}: " + digest_words(body, 10) + "."
     if call:
         message["tool_calls"] = [call]
     prompt_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
@@ -116,11 +117,16 @@ def create_app(*, latency_ms: int, models: list[str]) -> Starlette:
             return JSONResponse(completion)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         break_after = int(headers.get("x-mock-break-after", -1))
+        error_after = int(headers.get("x-mock-stream-error-after", -1))
 
         async def stream():
             for i, chunk in enumerate(replay_chunks(completion, include_usage)):
                 if i == break_after:
                     raise ConnectionResetError("mock provider: stream broken on purpose")
+                if i == error_after:
+                    yield event({"error": {"message": "overloaded", "type": "server_error", "param": None,
+                                           "code": None}})  # fmt: skip
+                    return
                 yield chunk
                 await asyncio.sleep(0)
 
@@ -130,12 +136,17 @@ def create_app(*, latency_ms: int, models: list[str]) -> Starlette:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "deja-mock"} for m in models]
         return JSONResponse({"object": "list", "data": data})
 
+    async def messages(request: Request) -> Response:
+        calls["messages"] += 1
+        return await anthropic.messages(request, latency_ms=latency_ms, models=models)
+
     async def stats(request: Request) -> Response:
         return JSONResponse(dict(calls))
 
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/mock/stats", stats, methods=["GET"]),
             Route("/healthz", lambda r: JSONResponse({"status": "ok"}), methods=["GET"]),

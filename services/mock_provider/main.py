@@ -14,7 +14,11 @@ class MockSettings:
     host: str = setting("DEJA_MOCK_HOST", "127.0.0.1", "interface the mock provider binds")
     port: int = setting("DEJA_MOCK_PORT", 8090, "HTTP port of the mock provider", minimum=1)
     latency_ms: int = setting("DEJA_MOCK_LATENCY_MS", 300, "simulated provider latency per request", minimum=0)
-    models: str = setting("DEJA_MOCK_MODELS", "gpt-4o-mini,gpt-4o,mock-1", "comma-separated models it knows")
+    models: str = setting(
+        "DEJA_MOCK_MODELS",
+        "gpt-4o-mini,gpt-4o,mock-1,claude-sonnet-4-5,claude-haiku-4-5",
+        "comma-separated models it knows (both APIs)",
+    )
 
 
 def main() -> None:

@@ -1,0 +1,129 @@
+"""What the client allows the cache to do for one request, from its request headers.
+
+    Cache-Control: no-store        neither read nor write (also: no API key)
+    Cache-Control: no-cache        skip the read, store the fresh answer
+    Cache-Control: max-age=N       serve only answers at most N s old; store the answer for N s
+                                   (max-age=0: nothing is fresh enough and nothing is kept = no-store)
+    X-Deja-TTL: N                  store the answer for N s (wins over max-age for the TTL)
+    X-Deja-Namespace: name         a partition inside the tenant, in both tiers
+    X-Deja-Semantic: off|on        off: exact tier only (no semantic read, no indexing)
+    X-Deja-Threshold: p            verifier threshold for this request; only ever raises the
+                                   configured one (a lower value is ignored, never loosens it)
+    X-Deja-Format: tauq            compact answers: not available in this build (501)
+
+TTLs are capped by the store (DEJA_CACHE_MAX_TTL_S) and never exceed the short TTL the policy
+gives time-sensitive prompts. A malformed value is a 400 naming the header, never ignored:
+a client that asked for a TTL or a partition must not silently get another.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.gateway.cache_policy import Policy
+from services.gateway.errors import ApiError
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+NAMESPACE_RULE = "1-64 characters of [A-Za-z0-9._:/-]"
+MAX_SECONDS = 10 * 365 * 86_400  # anything longer is capped by the store anyway
+
+
+def _bad(header: str, message: str) -> ApiError:
+    return ApiError(400, f"{header}: {message}", param=header, code="invalid_header")
+
+
+def _seconds(header: str, raw: str, *, minimum: int) -> int:
+    text = raw.strip().strip('"')
+    if not text.isdigit() or not text.isascii():
+        raise _bad(header, f"expected a whole number of seconds, got {raw!r}")
+    value = int(text)
+    if value < minimum:
+        raise _bad(header, f"must be at least {minimum}")
+    return min(value, MAX_SECONDS)
+
+
+@dataclass(frozen=True)
+class CacheControl:
+    policy: Policy = Policy.NORMAL
+    ttl_s: int = 0  # 0: the default (the store's, or the policy's for time-sensitive prompts)
+    max_age_s: int | None = None  # hits older than this are not served
+    namespace: str = ""
+    semantic: bool = True
+    threshold: float | None = None  # as asked; SemanticTier takes the stricter of it and the configured one
+
+    def ttl_with(self, policy_ttl_s: int) -> int:
+        """The entry's TTL: the request's, but never longer than the policy's short TTL."""
+        if self.ttl_s and policy_ttl_s:
+            return min(self.ttl_s, policy_ttl_s)
+        return self.ttl_s or policy_ttl_s
+
+    def fresh(self, age_s: int) -> bool:
+        return self.max_age_s is None or age_s <= self.max_age_s
+
+
+def _policy_and_max_age(raw: str | None) -> tuple[Policy, int | None]:
+    if not raw:
+        return Policy.NORMAL, None
+    directives: dict[str, str | None] = {}
+    for part in raw.split(","):
+        name, eq, value = part.strip().partition("=")
+        if name:
+            directives[name.strip().lower()] = value if eq else None
+    max_age = None
+    if "max-age" in directives:
+        if directives["max-age"] is None:
+            raise _bad("Cache-Control", "max-age needs a value (max-age=N)")
+        max_age = _seconds("Cache-Control", directives["max-age"], minimum=0)
+    if "no-store" in directives or max_age == 0:
+        return Policy.BYPASS, None
+    if "no-cache" in directives:
+        return Policy.REFRESH, max_age
+    return Policy.NORMAL, max_age
+
+
+def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
+    """Parse and check every cache header of a request; ApiError(400/501) on a bad one."""
+    compact = headers.get("x-deja-format")
+    if compact is not None:
+        if compact.strip().lower() == "tauq":
+            raise ApiError(
+                501,
+                "X-Deja-Format: tauq is not available in this build (the tauq package ships no installable "
+                "wheel); send the request without the header to get the provider's bytes",
+                type="not_implemented",
+                param="X-Deja-Format",
+                code="format_unavailable",
+            )
+        raise _bad("X-Deja-Format", f"unknown format {compact!r} (the only one defined is tauq)")
+    policy, max_age = _policy_and_max_age(headers.get("cache-control"))
+    ttl = max_age or 0
+    if headers.get("x-deja-ttl") is not None:
+        ttl = _seconds("X-Deja-TTL", headers["x-deja-ttl"], minimum=1)
+    namespace = (headers.get("x-deja-namespace") or "").strip()
+    if namespace and not _NAMESPACE.match(namespace):
+        raise _bad("X-Deja-Namespace", f"must be {NAMESPACE_RULE}")
+    semantic = True
+    if headers.get("x-deja-semantic") is not None:
+        value = headers["x-deja-semantic"].strip().lower()
+        if value not in ("on", "off"):
+            raise _bad("X-Deja-Semantic", f"expected on or off, got {headers['x-deja-semantic']!r}")
+        semantic = value == "on"
+    threshold = None
+    if headers.get("x-deja-threshold") is not None:
+        try:
+            threshold = float(headers["x-deja-threshold"].strip())
+        except ValueError:
+            threshold = math.nan
+        if not 0.0 <= threshold <= 1.0:  # NaN fails this too
+            raise _bad("X-Deja-Threshold", f"expected a probability in [0, 1], got {headers['x-deja-threshold']!r}")
+    return CacheControl(policy, ttl, max_age, namespace, semantic, threshold)
+
+
+def check_namespace(namespace: str, where: str) -> str:
+    """The same rule for namespaces named in an admin or feedback request body/query."""
+    if not _NAMESPACE.match(namespace):
+        raise ApiError(400, f"'{where}' must be {NAMESPACE_RULE}", param=where, code="invalid_value")
+    return namespace

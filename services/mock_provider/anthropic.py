@@ -1,0 +1,109 @@
+"""The mock provider's Anthropic Messages endpoint (`POST /v1/messages`), in Anthropic's wire format.
+
+Like the OpenAI side: deterministic answers, `usage` filled, the same fault-injection headers
+(x-mock-status, x-mock-latency-ms, x-mock-break-after, x-mock-stream-error-after). Tools offered
+are called one per turn, in order (text + tool_use block, stop_reason "tool_use"), until each has
+a tool_result; `thinking: {"type": "enabled"}` adds a signed thinking block first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import blake3
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from services.gateway.anthropic_format import error_type_for
+from services.gateway.anthropic_sse import error_event, replay_events
+from services.gateway.semantic_key import last_user_text
+from services.mock_provider.answers import answer_for, digest_words
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"type": "error", "error": {"type": error_type_for(status), "message": message}}, status)
+
+
+def _tool_results(messages: list[dict]) -> int:
+    return sum(
+        1
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for block in m["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    )
+
+
+def message_for(body: dict) -> dict:
+    prompt = last_user_text(body["messages"]) or "(tool results)"
+    digest = blake3.blake3(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest(12)
+    tools = body.get("tools") or []
+    step = _tool_results(body["messages"])
+    content: list[dict] = []
+    if (body.get("thinking") or {}).get("type") == "enabled":
+        thinking = "The user asks: " + prompt[:80] + ". " + digest_words(body, 12) + "."
+        content.append({"type": "thinking", "thinking": thinking, "signature": "sig_" + digest})
+    calls_tool = step < len(tools) and (body.get("tool_choice") or {}).get("type") != "none"
+    if calls_tool:
+        name = tools[step].get("name", "tool")
+        content.append({"type": "text", "text": f"I'll use {name} for this."})
+        content.append({"type": "tool_use", "id": "toolu_" + digest, "name": name, "input": {"query": prompt}})
+    else:
+        content.append({"type": "text", "text": answer_for(body, prompt)})
+    input_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
+    output_tokens = sum(len(str(block).split()) for block in content)
+    return {
+        "id": "msg_mock_" + digest,
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": "tool_use" if calls_tool else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+        },
+    }
+
+
+async def messages(request: Request, *, latency_ms: int, models: list[str]) -> Response:
+    headers = request.headers
+    if "x-api-key" not in headers and "authorization" not in headers:
+        return error(401, "x-api-key header is required")
+    await asyncio.sleep(int(headers.get("x-mock-latency-ms", latency_ms)) / 1000)
+    if "x-mock-status" in headers:
+        status = int(headers["x-mock-status"])
+        return error(status, f"mock provider error {status}")
+    if "anthropic-version" not in headers:
+        return error(400, "anthropic-version: header is required")
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return error(400, "There was an error parsing the body of your request")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        return error(400, "messages: field required")
+    if not isinstance(body.get("max_tokens"), int):
+        return error(400, "max_tokens: field required")
+    if body.get("model") not in models:
+        return error(404, f"model: {body.get('model')}")
+    message = message_for(body)
+    if not body.get("stream"):
+        return JSONResponse(message)
+    break_after = int(headers.get("x-mock-break-after", -1))
+    error_after = int(headers.get("x-mock-stream-error-after", -1))
+
+    async def stream():
+        for i, chunk in enumerate(replay_events(message)):
+            if i == break_after:
+                raise ConnectionResetError("mock provider: stream broken on purpose")
+            if i == error_after:
+                yield error_event("overloaded_error", "Overloaded")
+                return
+            yield chunk
+            await asyncio.sleep(0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
