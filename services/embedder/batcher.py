@@ -11,21 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from prometheus_client import Histogram
 
 from deja.logs import get_logger
+from deja.metrics import LATENCY_BUCKETS
 from services.embedder.backends import EmbeddingBackend
 
 log = get_logger("deja.embedder")
+_tracer = trace.get_tracer("deja.embedder")
+
+BATCH_TEXTS = Histogram("deja_embedder_batch_texts", "texts per model run", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+QUEUE_SECONDS = Histogram(
+    "deja_embedder_queue_seconds", "wait of one call before its batch ran", buckets=LATENCY_BUCKETS
+)
+INFERENCE_SECONDS = Histogram(
+    "deja_embedder_inference_seconds", "time of one model run (one batch)", buckets=LATENCY_BUCKETS
+)
 
 
 @dataclass
 class _Call:
     texts: list[str]
     future: asyncio.Future[np.ndarray]
+    # The caller's trace context: the batch's inference span is a child of its first call's span
+    # and links to the others, so every caller's trace shows the model run it waited for.
+    context: otel_context.Context = field(default_factory=otel_context.get_current)
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
@@ -89,8 +107,13 @@ class MicroBatcher:
             if not batch:
                 continue
             texts = [text for call in batch for text in call.texts]
+            started = time.perf_counter()
+            for call in batch:
+                QUEUE_SECONDS.observe(started - call.queued_at)
+            BATCH_TEXTS.observe(len(texts))
             try:
-                vectors = await loop.run_in_executor(self._executor, self._backend.embed, texts)
+                vectors = await loop.run_in_executor(self._executor, self._infer, batch, texts)
+                INFERENCE_SECONDS.observe(time.perf_counter() - started)
             except asyncio.CancelledError:
                 for call in batch:  # closed mid-run: nobody may wait forever
                     if not call.future.done():
@@ -111,6 +134,17 @@ class MicroBatcher:
                 if not call.future.done():
                     call.future.set_result(vectors[start:end])
                 start = end
+
+    def _infer(self, batch: list[_Call], texts: list[str]) -> np.ndarray:
+        """On the worker thread: one model run inside the first caller's trace context."""
+        links = [trace.Link(trace.get_current_span(call.context).get_span_context()) for call in batch[1:]]
+        token = otel_context.attach(batch[0].context)
+        try:
+            attributes = {"deja.batch_texts": len(texts), "deja.batch_calls": len(batch)}
+            with _tracer.start_as_current_span("embedder.infer", links=links, attributes=attributes):
+                return self._backend.embed(texts)
+        finally:
+            otel_context.detach(token)
 
     async def close(self) -> None:
         if self._worker is not None:

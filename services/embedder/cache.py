@@ -16,11 +16,14 @@ import contextlib
 import blake3
 import numpy as np
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 
 from deja.clients.base import CircuitBreaker
 from deja.logs import get_logger
 
 log = get_logger("deja.embedder")
+
+LOOKUPS = Counter("deja_embedding_cache_lookups_total", "texts looked up in the embedding cache", ["result"])
 
 
 class EmbeddingCache:
@@ -91,6 +94,8 @@ class EmbeddingCache:
         hits = sum(v is not None for v in found)
         self.hits += hits
         self.misses += len(texts) - hits
+        LOOKUPS.labels("hit").inc(hits)
+        LOOKUPS.labels("miss").inc(len(texts) - hits)
         return found
 
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:

@@ -42,7 +42,9 @@ SIMILARITY = Histogram(
     "deja_semantic_similarity", "cosine similarity of verified candidates", buckets=[i / 20 for i in range(10, 21)]
 )
 VERIFIER_SCORE = Histogram(
-    "deja_verifier_score", "verifier probability of same intent, per candidate", buckets=[i / 10 for i in range(11)]
+    "deja_semantic_verifier_score",
+    "verifier probability of same intent, per candidate (gateway side)",
+    buckets=[i / 10 for i in range(11)],
 )
 CANDIDATES = Histogram("deja_semantic_candidates", "index candidates per semantic lookup", buckets=range(0, 11))
 TOKENS_SERVED = Counter("deja_tokens_served_total", "tokens of answers served from cache", ["kind"])
