@@ -187,8 +187,12 @@ class Cluster:
             stages.append([Proc("redis", argv, self._env(), lambda: redis_ready(self.redis_port))])
             redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         services = [
-            self._service("store", self.store_port, DEJA_STORE_PORT=str(self.store_port), DEJA_REDIS_URL=redis_url)
-        ]
+            self._service(
+                "store", self.store_port, DEJA_STORE_PORT=str(self.store_port), DEJA_REDIS_URL=redis_url,
+                DEJA_SESSION_ARCHIVE_DIR=str(self.state_dir / "sessions"),
+                DEJA_EMBEDDER_ADDR=f"127.0.0.1:{self.embedder_port}",  # session recall; unused port when not semantic
+            )
+        ]  # fmt: skip
         gateway_env = {"DEJA_GATEWAY_PORT": str(self.gateway_port), "DEJA_STORE_ADDR": self.store_addr}
         if self.semantic:
             services += [

@@ -12,12 +12,14 @@ from deja.settings import load
 from deja.v1 import store_pb2, store_pb2_grpc
 from services.store.redis_store import RedisExactStore
 from services.store.servicer import StoreServicer
+from services.store.sessions.settings import SessionSettings
+from services.store.sessions.wiring import SessionService
 from services.store.settings import StoreSettings
 
 SERVICE_NAME = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
 
 
-async def serve(settings: StoreSettings) -> None:
+async def serve(settings: StoreSettings, session_settings: SessionSettings) -> None:
     store = RedisExactStore.from_url(
         settings.redis_url,
         timeout_ms=settings.redis_timeout_ms,
@@ -26,6 +28,15 @@ async def serve(settings: StoreSettings) -> None:
         max_ttl_s=settings.max_ttl_s,
         max_entry_bytes=settings.max_entry_bytes,
     )
+
+    sessions = SessionService.from_settings(
+        session_settings, settings.redis_url, timeout_ms=settings.redis_timeout_ms, pool_size=settings.redis_pool_size
+    )
+    sessions.start()
+
+    async def stop() -> None:
+        await sessions.close()
+        await store.close()
 
     async def redis_reachable() -> bool:
         try:
@@ -38,14 +49,17 @@ async def serve(settings: StoreSettings) -> None:
         host=settings.host,
         port=settings.port,
         metrics_port=settings.metrics_port,
-        register=lambda server: store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(store), server),
-        service_names=[SERVICE_NAME],
+        register=lambda server: (
+            store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(store), server),
+            sessions.register(server),
+        ),
+        service_names=[SERVICE_NAME, SessionService.SERVICE_NAME],
         probe=redis_reachable,
-        on_stop=store.close,
+        on_stop=stop,
     )
 
 
 def main() -> None:
-    settings = load(StoreSettings)
+    settings, session_settings = load(StoreSettings), load(SessionSettings)
     configure_logging("store", settings.log_level)
-    uvloop.run(serve(settings))
+    uvloop.run(serve(settings, session_settings))
