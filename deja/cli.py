@@ -1,7 +1,7 @@
 """`deja`: the one entry point for running services and tools.
 
 deja serve store|gateway|mock-provider   run one service (configured by DEJA_* env)
-deja cluster [--upstream mock|URL]       the whole local cluster on embedded defaults
+deja cluster [--upstream mock|URL] [--backend onnx|triton]   the whole local cluster
 deja bench                               exact-hit latency/throughput table
 deja config                              every DEJA_* setting, its default and meaning
 """
@@ -39,6 +39,7 @@ def _cluster(args: argparse.Namespace) -> None:
         gateway_port=args.port,
         mock_latency_ms=args.mock_latency_ms,
         redis_url=args.redis_url,
+        backend=args.backend,
     )
     cluster.start()
     upstream = "the mock provider" if args.upstream == "mock" else (args.upstream or "DEJA_UPSTREAM_URL / OpenAI")
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     cluster.add_argument("--state-dir", default=".deja", help="local state: Redis data (default .deja)")
     cluster.add_argument("--redis-url", help="use this Redis instead of starting one")
     cluster.add_argument("--mock-latency-ms", type=int, default=300, help="mock provider latency (default 300)")
+    cluster.add_argument(
+        "--backend",
+        choices=("onnx", "triton"),
+        default="onnx",
+        help="embedder/verifier models: onnx in process (default) or triton (starts a local Triton, CPU configs)",
+    )
 
     bench = sub.add_parser("bench", help="exact-hit latency and throughput through the gateway")
     bench.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")

@@ -137,7 +137,9 @@ class Cluster:
     embedder_port: int = 50052
     semantic_port: int = 50053
     verifier_port: int = 50054
+    triton_port: int = 8001  # gRPC of the local Triton (backend "triton")
     semantic: bool = True  # the L2/L3 services (embedder, semantic index, verifier)
+    backend: str = "onnx"  # embedder + verifier models: "onnx" in process, or "triton" (a local Triton, started first)
     mock_latency_ms: int = 300
     redis_url: str | None = None  # an existing Redis: start none
     persist: bool = True  # append-only file under state_dir
@@ -150,7 +152,7 @@ class Cluster:
     @classmethod
     def on_free_ports(cls, **options) -> Cluster:
         """A cluster whose every process listens on a free loopback port (tests, bench)."""
-        ports = ("gateway", "store", "redis", "mock", "embedder", "semantic", "verifier")
+        ports = ("gateway", "store", "redis", "mock", "embedder", "semantic", "verifier", "triton")
         metrics = {name: free_port() for name in METRICS_PORTS}
         return cls(**{f"{name}_port": free_port() for name in ports}, metrics_ports=metrics, **options)
 
@@ -176,6 +178,14 @@ class Cluster:
         argv = [sys.executable, "-m", "deja", "serve", name]
         return Proc(name, argv, self._env(**env), lambda: grpc_ready(addr))
 
+    def _triton(self) -> Proc:
+        """A local Triton on deploy/triton/model_repository (CPU configs, gRPC only): deja/triton_server.py."""
+        from deja.triton_server import TritonServer
+
+        server = TritonServer(self.triton_port, http_port=0, metrics_port=0, workdir=self.state_dir / "triton")
+        argv, env = server.command(self._env())
+        return Proc("triton", argv, env, server.ready)
+
     def _plan(self) -> list[list[Proc]]:
         """Stages in dependency order; the processes of one stage start together."""
         stages: list[list[Proc]] = []
@@ -195,18 +205,27 @@ class Cluster:
         ]  # fmt: skip
         gateway_env = {"DEJA_GATEWAY_PORT": str(self.gateway_port), "DEJA_STORE_ADDR": self.store_addr}
         if self.semantic:
+            embedder_env, verifier_env = {}, {}
+            if self.backend == "triton":
+                stages.append([self._triton()])
+                triton_url = f"127.0.0.1:{self.triton_port}"
+                embedder_env = {"DEJA_EMBEDDER_BACKEND": "triton", "DEJA_EMBEDDER_TRITON_URL": triton_url}
+                verifier_env = {"DEJA_VERIFIER_BACKEND": "triton", "DEJA_VERIFIER_TRITON_URL": triton_url}
             services += [
                 self._service(
                     "embedder",
                     self.embedder_port,
                     DEJA_EMBEDDER_PORT=str(self.embedder_port),
                     DEJA_EMBEDDING_CACHE_URL=redis_url,
+                    **embedder_env,
                 ),
                 self._service(
                     "semantic-index", self.semantic_port, DEJA_SEMANTIC_PORT=str(self.semantic_port),
                     DEJA_SEMANTIC_DATA_DIR=str(self.state_dir / "semantic"),
                 ),
-                self._service("verifier", self.verifier_port, DEJA_VERIFIER_PORT=str(self.verifier_port)),
+                self._service(
+                    "verifier", self.verifier_port, DEJA_VERIFIER_PORT=str(self.verifier_port), **verifier_env
+                ),
             ]  # fmt: skip
             gateway_env.update(
                 DEJA_EMBEDDER_ADDR=f"127.0.0.1:{self.embedder_port}",

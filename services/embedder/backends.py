@@ -59,13 +59,20 @@ def file_version(path: Path) -> str:
 
 
 class LengthSortedBackend:
-    """Tokenizing and length-sorted runs for backends that run the BERT graph on token ids (onnx, mlx).
+    """Tokenizing and length-sorted runs for backends that run the BERT graph on token ids (onnx, triton, mlx).
 
-    Each run pads to its own longest text, never to `max_tokens`; a subclass runs the model on one
-    run's `(ids, mask)` (int64 [rows, width]) and returns its unit vectors."""
+    Each run pads to its own longest text (rounded up to a multiple of `pad_to`), never to
+    `max_tokens`; a subclass runs the model on one run's `(ids, mask)` (int64 [rows, width]) and
+    returns its unit vectors."""
 
     def __init__(
-        self, tokenizer_path: Path | None, *, max_tokens: int, batch_size: int, run_tokens: int = RUN_TOKENS
+        self,
+        tokenizer_path: Path | None,
+        *,
+        max_tokens: int,
+        batch_size: int,
+        run_tokens: int = RUN_TOKENS,
+        pad_to: int = 1,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -77,6 +84,7 @@ class LengthSortedBackend:
         self._tokenizer.enable_truncation(max_tokens)
         self._batch_size = batch_size
         self._run_tokens = run_tokens
+        self._pad_to = pad_to
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -87,8 +95,9 @@ class LengthSortedBackend:
             return out
         encodings = self._tokenizer.encode_batch(texts)
         lengths = [len(e.ids) for e in encodings]
-        for rows in self._runs(lengths):
-            width = lengths[rows[-1]]  # rows are sorted by length: the last is the longest
+        widths = [-(-n // self._pad_to) * self._pad_to for n in lengths]
+        for rows in self._runs(widths):
+            width = widths[rows[-1]]  # rows are sorted by width: the last is the widest
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for i, row in enumerate(rows):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from deja.clients.status import failure_status
 from deja.logs import get_logger
 from deja.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.embedder.embedder import Embedder
@@ -39,7 +40,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
             vectors = await self._embedder.embed(list(request.texts))
         except Exception as exc:
             log.error("embed_error", texts=len(request.texts), error=repr(exc))
-            await context.abort(grpc.StatusCode.INTERNAL, "embedding failed")
+            await context.abort(failure_status(exc), "embedding failed")
         return embedder_pb2.EmbedResponse(
             embeddings=[embedder_pb2.Embedding(values=row) for row in vectors.tolist()], model=self._info
         )

@@ -19,11 +19,15 @@ scaling or isotonic on a held-out split) and passes it here; nothing else change
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from deja.logs import get_logger
 from deja.v1 import common_pb2
+
+log = get_logger("deja.verifier")
 
 # Combined (symmetric) logits -> probabilities, elementwise and monotone.
 Calibration = Callable[[np.ndarray], np.ndarray]
@@ -44,6 +48,95 @@ class PairScorer(Protocol):
         """float32 probabilities, one per candidate, in the candidates' order. Blocking: call it
         from a worker thread, never on the event loop."""
         ...
+
+
+# Two pairs of different lengths: enough to expose a batch-wide quantization scale.
+_PROBE = [
+    ("How do I center a div?", "center a div in css"),
+    ("What is the time complexity of binary search on a sorted array?", "Explain how quicksort partitions an array."),
+]
+_ROW_TOLERANCE = 1e-4  # logits; float reordering across batch shapes stays far below this
+
+
+class CrossEncoderScorer:
+    """A BERT-style pair classifier behind any runtime: what every such backend shares.
+
+    Pair encoding (the model's tokenizer.json, right-padded to the call's longest pair, longest-first
+    truncation to `max_length`), symmetric logits (both orders in one call), the two-class head
+    rule, calibration, and the per-candidate rule: dynamically quantized int8 models pick one
+    activation scale per tensor over every row of a call, so a candidate's score would depend on
+    which other candidates came with it; a cache must give the same answer for the same pair, so
+    at load time the scorer checks whether rows are independent and, if not, makes one call per
+    candidate (its two rows have the same length: no padding, and the shared scale is symmetric).
+
+    A subclass sets `self._info` and implements `_run(feed) -> raw outputs` (a [rows] or [rows, 1]
+    logit, or [rows, 2] for a two-class head) before calling `__init__`.
+    """
+
+    _info: common_pb2.ModelInfo
+
+    def __init__(
+        self, tokenizer_path: Path, *, max_length: int, wants_type_ids: bool, calibration: Calibration | None
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        shipped = self._tokenizer.padding or {}  # shipped files pad to a fixed 128/512: keep only the pad token
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_padding(pad_id=shipped.get("pad_id", 0), pad_token=shipped.get("pad_token", "[PAD]"))
+        self._tokenizer.enable_truncation(max_length)  # longest_first: trims the longer text of the pair
+        self._wants_type_ids = wants_type_ids
+        self._calibrate = calibration or sigmoid
+        self.batches_candidates = self._rows_are_independent()
+        log.info(
+            "verifier_model_loaded",
+            model_id=self._info.model_id,
+            model_version=self._info.model_version,
+            backend=self._info.backend,
+            max_length=max_length,
+            batches_candidates=self.batches_candidates,
+        )
+
+    @property
+    def info(self) -> common_pb2.ModelInfo:
+        return self._info
+
+    def score(self, query: str, candidates: Sequence[str]) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0, dtype=np.float32)
+        if self.batches_candidates:
+            logits = self._symmetric_logits(query, candidates)
+        else:
+            logits = np.concatenate([self._symmetric_logits(query, [c]) for c in candidates])
+        return self._calibrate(logits).astype(np.float32)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _symmetric_logits(self, query: str, candidates: Sequence[str]) -> np.ndarray:
+        """Mean of logit(query, c) and logit(c, query), both directions in one inference call."""
+        n = len(candidates)
+        logits = self._logits([(query, c) for c in candidates] + [(c, query) for c in candidates])
+        return (logits[:n] + logits[n:]) / 2
+
+    def _logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(pairs)  # padded to this call's longest pair
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+        if self._wants_type_ids:
+            feed["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        out = np.asarray(self._run(feed)).astype(np.float64)
+        if out.ndim == 2 and out.shape[1] == 2:
+            return out[:, 1] - out[:, 0]  # two-class head: log-odds of "same", so sigmoid == softmax[1]
+        return out.reshape(len(pairs))
+
+    def _rows_are_independent(self) -> bool:
+        (a, b), (c, d) = _PROBE
+        alone = self._logits([(a, b), (b, a)])
+        together = self._logits([(a, b), (b, a), (c, d), (d, c)])[:2]
+        return bool(np.max(np.abs(alone - together)) < _ROW_TOLERANCE)
 
 
 def load_scorer(settings) -> PairScorer:

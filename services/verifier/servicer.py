@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from deja.clients.status import failure_status
 from deja.logs import get_logger
 from deja.v1 import verifier_pb2, verifier_pb2_grpc
 from services.verifier.scorer import PairScorer
@@ -57,7 +58,7 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
             probabilities = await loop.run_in_executor(self._worker, self._scorer.score, request.query, prompts)
         except Exception as exc:
             log.error("verify_failed", candidates=len(prompts), error=repr(exc))
-            await context.abort(grpc.StatusCode.INTERNAL, "verification failed")
+            await context.abort(failure_status(exc), "verification failed")
         log.debug("verified", candidates=len(prompts), ms=round((time.perf_counter() - started) * 1000, 2))
         verdicts = [
             verifier_pb2.Verdict(entry_id=c.entry_id, probability=float(p))

@@ -1,0 +1,66 @@
+"""Embeddings from a Triton server running the embedder graph (deploy/triton/model_repository/embedder).
+
+Tokenising stays here, with the same tokenizer, truncation and length-sorted runs as the ONNX
+backend (LengthSortedBackend); Triton only sees int64 token ids. Two differences:
+- each run's sequence axis is padded up to a multiple of `PAD_TO`: Triton's dynamic batcher merges
+  only requests of the same shape, so a few bucket widths let requests of many embedder pods share
+  a GPU run. Padding is zeros with mask 0, which leaves every row's vector unchanged;
+- a run holds at most the model's `max_batch_size` rows (Triton refuses larger requests).
+
+`model_version` is the `deja_model_version` parameter of the model's config (blake3 of the ONNX
+file, written by `make models`): the same file gives the same version here and in the ONNX
+backend, so both share one embedding cache and one index collection, and a server without the
+parameter is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deja.clients.base import DependencyError
+from deja.clients.triton import VERSION_PARAMETER, TritonModel
+from deja.settings import ConfigError
+from services.embedder.backends import DIMENSION, MODEL_ID, LengthSortedBackend, ModelInfo, resolve
+from services.embedder.settings import EmbedderSettings
+
+PAD_TO = 16
+INPUTS = ["input_ids", "attention_mask"]
+OUTPUT = "embeddings"
+
+
+class TritonBackend(LengthSortedBackend):
+    def __init__(self, model: TritonModel, tokenizer_path=None, *, max_tokens: int = 256, batch_size: int = 64) -> None:
+        where = f"DEJA_EMBEDDER_TRITON_MODEL: {model.model!r} on {model.url}"
+        if model.input_names() != INPUTS or model.output_dims(OUTPUT) != [DIMENSION]:
+            raise ConfigError(f"{where} is not the embedder graph (inputs {model.input_names()}, output {OUTPUT!r})")
+        version = model.parameter(VERSION_PARAMETER)
+        if not version:
+            raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
+        rows = min(batch_size, model.max_batch_size) if model.max_batch_size else batch_size
+        super().__init__(tokenizer_path, max_tokens=max_tokens, batch_size=rows, pad_to=PAD_TO)
+        self._model = model
+        self.info = ModelInfo(MODEL_ID, version, DIMENSION, "triton")
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._model.infer({"input_ids": ids, "attention_mask": mask}, OUTPUT)
+
+    def close(self) -> None:
+        self._model.close()
+
+
+def create(settings: EmbedderSettings) -> TritonBackend:
+    try:
+        model = TritonModel(
+            settings.triton_url,
+            settings.triton_model,
+            timeout_s=settings.triton_timeout_ms / 1000,
+            tracer="deja.embedder",
+        )
+    except DependencyError as exc:  # at start-up: say which setting points where, without a traceback
+        raise ConfigError(f"DEJA_EMBEDDER_TRITON_URL: {exc}") from None
+    return TritonBackend(
+        model,
+        resolve(settings.tokenizer_path) if settings.tokenizer_path else None,
+        max_tokens=settings.max_tokens,
+        batch_size=settings.max_batch,
+    )

@@ -1,0 +1,83 @@
+"""Verifier scores from a Triton server running the cross-encoder (deploy/triton/model_repository/verifier).
+
+Everything but the model run is `CrossEncoderScorer`'s, exactly as in the ONNX backend: the pair
+encoding with the model dir's tokenizer.json, both orders in one call, the symmetric combination,
+calibration, and the per-candidate rule (probed through Triton at load: the int8 model's rows
+depend on their neighbours, so each candidate goes in its own request).
+
+`model_version` is the `deja_model_version` parameter of the model's config (blake3 of the ONNX
+file, written by `make models`), so the same file reports the same version in both backends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deja.clients.base import DependencyError
+from deja.clients.triton import VERSION_PARAMETER, TritonModel
+from deja.logs import get_logger
+from deja.settings import ConfigError
+from deja.v1 import common_pb2
+from services.verifier.scorer import Calibration, CrossEncoderScorer
+from services.verifier.settings import VerifierSettings
+
+log = get_logger("deja.verifier")
+REQUIRED = ("input_ids", "attention_mask")
+
+
+class TritonPairScorer(CrossEncoderScorer):
+    def __init__(
+        self,
+        model: TritonModel,
+        tokenizer_path,
+        *,
+        model_id: str,
+        max_length: int = 256,
+        calibration: Calibration | None = None,
+    ) -> None:
+        where = f"DEJA_VERIFIER_TRITON_MODEL: {model.model!r} on {model.url}"
+        names = model.input_names()
+        if not set(REQUIRED) <= set(names) or len(model.config.get("output", [])) != 1:
+            raise ConfigError(f"{where}: not a pair classifier (inputs {names}, one logits output expected)")
+        version = model.parameter(VERSION_PARAMETER)
+        if not version:
+            raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
+        self._model = model
+        self._output = model.config["output"][0]["name"]
+        self._info = common_pb2.ModelInfo(model_id=model_id, model_version=version, dimension=0, backend="triton")
+        super().__init__(
+            tokenizer_path, max_length=max_length, wants_type_ids="token_type_ids" in names, calibration=calibration
+        )
+        if not self.batches_candidates and "dynamic_batching" in model.config:
+            # Triton would merge concurrent per-candidate requests into one run, coupling their scores again.
+            log.warning("verifier_triton_batching_couples_rows", model=model.model, url=model.url)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        rows = len(feed["input_ids"])
+        step = self._model.max_batch_size or rows
+        parts = [
+            self._model.infer({name: array[start : start + step] for name, array in feed.items()}, self._output)
+            for start in range(0, rows, step)
+        ]  # more rows than max_batch_size only when rows are independent (one call per candidate otherwise)
+        return np.concatenate(parts)
+
+    def close(self) -> None:
+        self._model.close()
+
+
+def create(settings: VerifierSettings) -> TritonPairScorer:
+    try:
+        model = TritonModel(
+            settings.triton_url,
+            settings.triton_model,
+            timeout_s=settings.triton_timeout_ms / 1000,
+            tracer="deja.verifier",
+        )
+    except DependencyError as exc:  # at start-up: say which setting points where, without a traceback
+        raise ConfigError(f"DEJA_VERIFIER_TRITON_URL: {exc}") from None
+    return TritonPairScorer(
+        model,
+        settings.resolved_model_dir() / "tokenizer.json",
+        model_id=settings.resolved_model_id(),
+        max_length=settings.max_length,
+    )
