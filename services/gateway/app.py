@@ -17,12 +17,15 @@ from starlette.routing import Route
 from deja import telemetry
 from deja.clients import CircuitBreaker, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
 from deja.logs import get_logger
+from deja.settings import load
 from services.gateway.chat import ChatCompletions, read_body
 from services.gateway.errors import ApiError
+from services.gateway.memory import Memory, MemorySettings
 from services.gateway.observe import RequestObserver
 from services.gateway.pricing import PriceTable
 from services.gateway.semantic import SemanticTier
 from services.gateway.semantic_policy import SemanticPolicy
+from services.gateway.sessions import session_routes
 from services.gateway.settings import GatewaySettings
 from services.gateway.stats import cache_stats
 from services.gateway.upstream import Upstream
@@ -35,6 +38,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
     # the lifespan (inside uvicorn's loop), not here.
     clients: dict[str, Any] = {}
     prices = PriceTable.parse(settings.prices)
+    memory_settings = load(MemorySettings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -70,10 +74,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
             store=store, upstream=upstream, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
             policy=policy, semantic=semantic, prices=prices,
         )  # fmt: skip
-        clients.update(store=store, upstream=upstream, chat=chat, semantic=semantic)
+        memory = Memory.create(memory_settings, max_body_bytes=settings.max_body_bytes)
+        clients.update(store=store, upstream=upstream, chat=chat, semantic=semantic, memory=memory)
         log.info("gateway_started", upstream=settings.upstream_url, store=settings.store_addr)
         yield
         await chat.drain()
+        await memory.close()
         await upstream.close()
         await store.close()
         if semantic is not None:
@@ -81,7 +87,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         log.info("gateway_stopped")
 
     async def chat_completions(request: Request) -> Response:
-        return await clients["chat"].handle(request)
+        return await clients["memory"].around(request, clients["chat"].handle)
 
     async def stats(request: Request) -> Response:
         return await cache_stats(request, clients["store"])
@@ -145,6 +151,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *session_routes(lambda: clients["memory"]),
             Route("/v1/{path:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
