@@ -165,6 +165,33 @@ async def test_drop_tenant_deletes_everything_of_that_tenant_only(backend):
     assert await backend.drop_tenant(a) == 0
 
 
+async def test_invalidate_by_entries_namespace_or_tenant(backend):
+    a, b, ctx, v = tenant(), tenant(), os.urandom(32), unit(1, 0)
+    await backend.upsert(point(a, ctx, v, "e1"))
+    await backend.upsert(point(a, ctx, v, "e2"))
+    await backend.upsert(point(a, ctx, v, "e1", namespace="docs"))
+    await backend.upsert(point(a, ctx, v, "e3", namespace="docs"))
+    await backend.upsert(point(a, ctx, unit(1, 0, dim=8), "e1", model_version="minilm-v2"))
+    await backend.upsert(point(b, ctx, v, "e1"))
+    # an entry in every namespace (feedback names only the entry), in every model version
+    assert await backend.invalidate(a, None, ["e1"]) == 3
+    assert await ids(backend, query(a, ctx, v)) == ["e2"]
+    assert await ids(backend, query(a, ctx, v, namespace="docs")) == ["e3"]
+    # a whole namespace
+    await backend.upsert(point(a, ctx, v, "e1", namespace="docs"))
+    assert await backend.invalidate(a, "docs", []) == 2
+    assert await ids(backend, query(a, ctx, v, namespace="docs")) == []
+    assert await ids(backend, query(a, ctx, v)) == ["e2"]
+    # entries of one namespace only
+    await backend.upsert(point(a, ctx, v, "e2", namespace="docs"))
+    assert await backend.invalidate(a, "", ["e2"]) == 1
+    assert await ids(backend, query(a, ctx, v, namespace="docs")) == ["e2"]
+    # the whole tenant; the other tenant keeps its point throughout
+    assert await backend.invalidate(a, None, []) == 1
+    assert await backend.count(a, include_expired=True) == 0
+    assert await ids(backend, query(b, ctx, v)) == ["e1"]
+
+
 async def test_k_and_min_similarity(backend):
     t, ctx = tenant(), os.urandom(32)
     angles = np.linspace(0, np.pi, MAX_K + 10)  # similarities from 1 down to -1
@@ -357,6 +384,10 @@ async def test_grpc_round_trip_through_the_typed_client(tmp_path):
         with pytest.raises(BadRequest, match="dimensions"):
             await client.upsert(scope, ctx, unit(1, 0, dim=8), "p", "e9", later, V1)
         assert await client.delete(scope, ["e2"]) == 1
+        assert await client.invalidate(scope.tenant, "", ["e1"]) == 1
+        await client.upsert(scope, ctx, unit(1, 0), "how do I center a div?", "e1", later, V1)
+        with pytest.raises(BadRequest, match="tenant"):
+            await client.invalidate("")
         assert await client.drop_tenant(scope.tenant) == 1
         assert (await client.stats()).points == 0
 

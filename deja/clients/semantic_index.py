@@ -44,3 +44,8 @@ class SemanticIndexClient(GrpcClient):
 
     async def stats(self, tenant: str = "") -> semantic_index_pb2.SemanticStatsResponse:
         return await self.call(self._stub.Stats, semantic_index_pb2.SemanticStatsRequest(tenant=tenant))
+
+    async def invalidate(self, tenant: str, namespace: str | None = None, entry_ids: Sequence[str] = ()) -> int:
+        """Delete the tenant's points of these entries (empty: all) in this namespace (None: every one)."""
+        request = semantic_index_pb2.SemanticInvalidateRequest(tenant=tenant, namespace=namespace, entry_ids=entry_ids)
+        return (await self.call(self._stub.Invalidate, request)).deleted

@@ -37,3 +37,15 @@ class StoreClient(GrpcClient):
 
     async def count_misses(self, tenant: str, misses: int = 1) -> None:
         await self.call(self._stub.CountMisses, store_pb2.StoreCountMissesRequest(tenant=tenant, misses=misses))
+
+    async def list_entries(self, entry_filter: store_pb2.EntryFilter, limit: int = 0) -> store_pb2.StoreListResponse:
+        return await self.call(self._stub.ListEntries, store_pb2.StoreListRequest(filter=entry_filter, limit=limit))
+
+    async def invalidate(self, entry_filter: store_pb2.EntryFilter, dry_run: bool = False) -> list[store_pb2.EntryInfo]:
+        """Delete the matching entries; returns them (with dry_run: only returns them)."""
+        request = store_pb2.StoreInvalidateRequest(filter=entry_filter, dry_run=dry_run)
+        return list((await self.call(self._stub.Invalidate, request)).entries)
+
+    async def record_feedback(self, tenant: str, entry_id: str, correct: bool) -> None:
+        request = store_pb2.StoreFeedbackRequest(tenant=tenant, entry_id=entry_id, correct=correct)
+        await self.call(self._stub.RecordFeedback, request)

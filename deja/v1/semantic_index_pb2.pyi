@@ -100,3 +100,19 @@ class SemanticStatsResponse(_message.Message):
     points: int
     backend: str
     def __init__(self, points: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
+
+class SemanticInvalidateRequest(_message.Message):
+    __slots__ = ("tenant", "namespace", "entry_ids")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    namespace: str
+    entry_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., namespace: _Optional[str] = ..., entry_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SemanticInvalidateResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,11 @@ class SemanticIndexServiceStub:
                 request_serializer=deja_dot_v1_dot_semantic__index__pb2.DropTenantRequest.SerializeToString,
                 response_deserializer=deja_dot_v1_dot_semantic__index__pb2.DropTenantResponse.FromString,
                 _registered_method=True)
+        self.Invalidate = channel.unary_unary(
+                '/deja.v1.SemanticIndexService/Invalidate',
+                request_serializer=deja_dot_v1_dot_semantic__index__pb2.SemanticInvalidateRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_semantic__index__pb2.SemanticInvalidateResponse.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/deja.v1.SemanticIndexService/Stats',
                 request_serializer=deja_dot_v1_dot_semantic__index__pb2.SemanticStatsRequest.SerializeToString,
@@ -88,6 +93,13 @@ class SemanticIndexServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Invalidate(self, request, context):
+        """Delete the points of some entries, a namespace or a whole tenant (admin, feedback).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Stats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -116,6 +128,11 @@ def add_SemanticIndexServiceServicer_to_server(servicer, server):
                     servicer.DropTenant,
                     request_deserializer=deja_dot_v1_dot_semantic__index__pb2.DropTenantRequest.FromString,
                     response_serializer=deja_dot_v1_dot_semantic__index__pb2.DropTenantResponse.SerializeToString,
+            ),
+            'Invalidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Invalidate,
+                    request_deserializer=deja_dot_v1_dot_semantic__index__pb2.SemanticInvalidateRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_semantic__index__pb2.SemanticInvalidateResponse.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
@@ -231,6 +248,33 @@ class SemanticIndexService:
             '/deja.v1.SemanticIndexService/DropTenant',
             deja_dot_v1_dot_semantic__index__pb2.DropTenantRequest.SerializeToString,
             deja_dot_v1_dot_semantic__index__pb2.DropTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invalidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.SemanticIndexService/Invalidate',
+            deja_dot_v1_dot_semantic__index__pb2.SemanticInvalidateRequest.SerializeToString,
+            deja_dot_v1_dot_semantic__index__pb2.SemanticInvalidateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,39 +25,55 @@ _sym_db = _symbol_database.Default()
 from deja.v1 import common_pb2 as deja_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x64\x65ja/v1/store.proto\x12\x07\x64\x65ja.v1\x1a\x14\x64\x65ja/v1/common.proto\"\xa0\x01\n\nCacheEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\napi_format\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08response\x18\x04 \x01(\x0c\x12\x1d\n\x05usage\x18\x05 \x01(\x0b\x32\x0e.deja.v1.Usage\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x07 \x01(\x03\"b\n\x0fStoreGetRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12#\n\x0c\x63ount_hit_as\x18\x03 \x01(\x0e\x32\r.deja.v1.Tier\"E\n\x10StoreGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\"\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x13.deja.v1.CacheEntry\"v\n\x0fStorePutRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\"\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x13.deja.v1.CacheEntry\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"]\n\x10StorePutResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"@\n\x12StoreDeleteRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x13StoreDeleteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"#\n\x11StoreStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\x9c\x01\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x12\n\nhits_exact\x18\x06 \x01(\x04\x12\x15\n\rhits_semantic\x18\x07 \x01(\x04\x12\x14\n\x0ctokens_saved\x18\x08 \x01(\x04\"9\n\x12StoreStatsResponse\x12#\n\x05stats\x18\x01 \x01(\x0b\x32\x14.deja.v1.TenantStats\"9\n\x17StoreCountMissesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06misses\x18\x02 \x01(\r\"\x1a\n\x18StoreCountMissesResponse*?\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_EXACT\x10\x01\x12\x11\n\rTIER_SEMANTIC\x10\x02\x32\xe1\x02\n\x0cStoreService\x12:\n\x03Get\x12\x18.deja.v1.StoreGetRequest\x1a\x19.deja.v1.StoreGetResponse\x12:\n\x03Put\x12\x18.deja.v1.StorePutRequest\x1a\x19.deja.v1.StorePutResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.deja.v1.StoreDeleteRequest\x1a\x1c.deja.v1.StoreDeleteResponse\x12@\n\x05Stats\x12\x1a.deja.v1.StoreStatsRequest\x1a\x1b.deja.v1.StoreStatsResponse\x12R\n\x0b\x43ountMisses\x12 .deja.v1.StoreCountMissesRequest\x1a!.deja.v1.StoreCountMissesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x64\x65ja/v1/store.proto\x12\x07\x64\x65ja.v1\x1a\x14\x64\x65ja/v1/common.proto\"\xb0\x01\n\nCacheEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\napi_format\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08response\x18\x04 \x01(\x0c\x12\x1d\n\x05usage\x18\x05 \x01(\x0b\x32\x0e.deja.v1.Usage\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x07 \x01(\x03\x12\x0e\n\x06prompt\x18\x08 \x01(\t\"b\n\x0fStoreGetRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12#\n\x0c\x63ount_hit_as\x18\x03 \x01(\x0e\x32\r.deja.v1.Tier\"E\n\x10StoreGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\"\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x13.deja.v1.CacheEntry\"v\n\x0fStorePutRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\"\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x13.deja.v1.CacheEntry\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"]\n\x10StorePutResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"@\n\x12StoreDeleteRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x13StoreDeleteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"#\n\x11StoreStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\xd2\x01\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x12\n\nhits_exact\x18\x06 \x01(\x04\x12\x15\n\rhits_semantic\x18\x07 \x01(\x04\x12\x14\n\x0ctokens_saved\x18\x08 \x01(\x04\x12\x18\n\x10\x66\x65\x65\x64\x62\x61\x63k_correct\x18\x14 \x01(\x04\x12\x1a\n\x12\x66\x65\x65\x64\x62\x61\x63k_incorrect\x18\x15 \x01(\x04\"9\n\x12StoreStatsResponse\x12#\n\x05stats\x18\x01 \x01(\x0b\x32\x14.deja.v1.TenantStats\"9\n\x17StoreCountMissesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06misses\x18\x02 \x01(\r\"\x1a\n\x18StoreCountMissesResponse\"\x93\x01\n\x0b\x45ntryFilter\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x61ll_tenants\x18\x02 \x01(\x08\x12\x16\n\tnamespace\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fprompt_contains\x18\x05 \x01(\t\x12\x11\n\tentry_ids\x18\x06 \x03(\tB\x0c\n\n_namespace\"\xb5\x01\n\tEntryInfo\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x12\n\napi_format\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x08 \x01(\x03\x12\x12\n\nsize_bytes\x18\t \x01(\x04\"G\n\x10StoreListRequest\x12$\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x14.deja.v1.EntryFilter\x12\r\n\x05limit\x18\x02 \x01(\r\"I\n\x11StoreListResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.deja.v1.EntryInfo\x12\x0f\n\x07matched\x18\x02 \x01(\x04\"O\n\x16StoreInvalidateRequest\x12$\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x14.deja.v1.EntryFilter\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\">\n\x17StoreInvalidateResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.deja.v1.EntryInfo\"I\n\x14StoreFeedbackRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x08\"\x17\n\x15StoreFeedbackResponse*?\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_EXACT\x10\x01\x12\x11\n\rTIER_SEMANTIC\x10\x02\x32\xc9\x04\n\x0cStoreService\x12:\n\x03Get\x12\x18.deja.v1.StoreGetRequest\x1a\x19.deja.v1.StoreGetResponse\x12:\n\x03Put\x12\x18.deja.v1.StorePutRequest\x1a\x19.deja.v1.StorePutResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.deja.v1.StoreDeleteRequest\x1a\x1c.deja.v1.StoreDeleteResponse\x12@\n\x05Stats\x12\x1a.deja.v1.StoreStatsRequest\x1a\x1b.deja.v1.StoreStatsResponse\x12R\n\x0b\x43ountMisses\x12 .deja.v1.StoreCountMissesRequest\x1a!.deja.v1.StoreCountMissesResponse\x12\x44\n\x0bListEntries\x12\x19.deja.v1.StoreListRequest\x1a\x1a.deja.v1.StoreListResponse\x12O\n\nInvalidate\x12\x1f.deja.v1.StoreInvalidateRequest\x1a .deja.v1.StoreInvalidateResponse\x12O\n\x0eRecordFeedback\x12\x1d.deja.v1.StoreFeedbackRequest\x1a\x1e.deja.v1.StoreFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deja.v1.store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TIER']._serialized_start=1051
-  _globals['_TIER']._serialized_end=1114
+  _globals['_TIER']._serialized_start=1848
+  _globals['_TIER']._serialized_end=1911
   _globals['_CACHEENTRY']._serialized_start=55
-  _globals['_CACHEENTRY']._serialized_end=215
-  _globals['_STOREGETREQUEST']._serialized_start=217
-  _globals['_STOREGETREQUEST']._serialized_end=315
-  _globals['_STOREGETRESPONSE']._serialized_start=317
-  _globals['_STOREGETRESPONSE']._serialized_end=386
-  _globals['_STOREPUTREQUEST']._serialized_start=388
-  _globals['_STOREPUTREQUEST']._serialized_end=506
-  _globals['_STOREPUTRESPONSE']._serialized_start=508
-  _globals['_STOREPUTRESPONSE']._serialized_end=601
-  _globals['_STOREDELETEREQUEST']._serialized_start=603
-  _globals['_STOREDELETEREQUEST']._serialized_end=667
-  _globals['_STOREDELETERESPONSE']._serialized_start=669
-  _globals['_STOREDELETERESPONSE']._serialized_end=707
-  _globals['_STORESTATSREQUEST']._serialized_start=709
-  _globals['_STORESTATSREQUEST']._serialized_end=744
-  _globals['_TENANTSTATS']._serialized_start=747
-  _globals['_TENANTSTATS']._serialized_end=903
-  _globals['_STORESTATSRESPONSE']._serialized_start=905
-  _globals['_STORESTATSRESPONSE']._serialized_end=962
-  _globals['_STORECOUNTMISSESREQUEST']._serialized_start=964
-  _globals['_STORECOUNTMISSESREQUEST']._serialized_end=1021
-  _globals['_STORECOUNTMISSESRESPONSE']._serialized_start=1023
-  _globals['_STORECOUNTMISSESRESPONSE']._serialized_end=1049
-  _globals['_STORESERVICE']._serialized_start=1117
-  _globals['_STORESERVICE']._serialized_end=1470
+  _globals['_CACHEENTRY']._serialized_end=231
+  _globals['_STOREGETREQUEST']._serialized_start=233
+  _globals['_STOREGETREQUEST']._serialized_end=331
+  _globals['_STOREGETRESPONSE']._serialized_start=333
+  _globals['_STOREGETRESPONSE']._serialized_end=402
+  _globals['_STOREPUTREQUEST']._serialized_start=404
+  _globals['_STOREPUTREQUEST']._serialized_end=522
+  _globals['_STOREPUTRESPONSE']._serialized_start=524
+  _globals['_STOREPUTRESPONSE']._serialized_end=617
+  _globals['_STOREDELETEREQUEST']._serialized_start=619
+  _globals['_STOREDELETEREQUEST']._serialized_end=683
+  _globals['_STOREDELETERESPONSE']._serialized_start=685
+  _globals['_STOREDELETERESPONSE']._serialized_end=723
+  _globals['_STORESTATSREQUEST']._serialized_start=725
+  _globals['_STORESTATSREQUEST']._serialized_end=760
+  _globals['_TENANTSTATS']._serialized_start=763
+  _globals['_TENANTSTATS']._serialized_end=973
+  _globals['_STORESTATSRESPONSE']._serialized_start=975
+  _globals['_STORESTATSRESPONSE']._serialized_end=1032
+  _globals['_STORECOUNTMISSESREQUEST']._serialized_start=1034
+  _globals['_STORECOUNTMISSESREQUEST']._serialized_end=1091
+  _globals['_STORECOUNTMISSESRESPONSE']._serialized_start=1093
+  _globals['_STORECOUNTMISSESRESPONSE']._serialized_end=1119
+  _globals['_ENTRYFILTER']._serialized_start=1122
+  _globals['_ENTRYFILTER']._serialized_end=1269
+  _globals['_ENTRYINFO']._serialized_start=1272
+  _globals['_ENTRYINFO']._serialized_end=1453
+  _globals['_STORELISTREQUEST']._serialized_start=1455
+  _globals['_STORELISTREQUEST']._serialized_end=1526
+  _globals['_STORELISTRESPONSE']._serialized_start=1528
+  _globals['_STORELISTRESPONSE']._serialized_end=1601
+  _globals['_STOREINVALIDATEREQUEST']._serialized_start=1603
+  _globals['_STOREINVALIDATEREQUEST']._serialized_end=1682
+  _globals['_STOREINVALIDATERESPONSE']._serialized_start=1684
+  _globals['_STOREINVALIDATERESPONSE']._serialized_end=1746
+  _globals['_STOREFEEDBACKREQUEST']._serialized_start=1748
+  _globals['_STOREFEEDBACKREQUEST']._serialized_end=1821
+  _globals['_STOREFEEDBACKRESPONSE']._serialized_start=1823
+  _globals['_STOREFEEDBACKRESPONSE']._serialized_end=1846
+  _globals['_STORESERVICE']._serialized_start=1914
+  _globals['_STORESERVICE']._serialized_end=2499
 # @@protoc_insertion_point(module_scope)

@@ -1,8 +1,9 @@
 from deja.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -17,7 +18,7 @@ TIER_EXACT: Tier
 TIER_SEMANTIC: Tier
 
 class CacheEntry(_message.Message):
-    __slots__ = ("entry_id", "api_format", "model", "response", "usage", "created_at_ms", "expires_at_ms")
+    __slots__ = ("entry_id", "api_format", "model", "response", "usage", "created_at_ms", "expires_at_ms", "prompt")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     API_FORMAT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +26,7 @@ class CacheEntry(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
     entry_id: str
     api_format: str
     model: str
@@ -32,7 +34,8 @@ class CacheEntry(_message.Message):
     usage: _common_pb2.Usage
     created_at_ms: int
     expires_at_ms: int
-    def __init__(self, entry_id: _Optional[str] = ..., api_format: _Optional[str] = ..., model: _Optional[str] = ..., response: _Optional[bytes] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+    prompt: str
+    def __init__(self, entry_id: _Optional[str] = ..., api_format: _Optional[str] = ..., model: _Optional[str] = ..., response: _Optional[bytes] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class StoreGetRequest(_message.Message):
     __slots__ = ("scope", "key", "count_hit_as")
@@ -97,7 +100,7 @@ class StoreStatsRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "hits", "misses", "entries", "bytes", "hits_exact", "hits_semantic", "tokens_saved")
+    __slots__ = ("tenant", "hits", "misses", "entries", "bytes", "hits_exact", "hits_semantic", "tokens_saved", "feedback_correct", "feedback_incorrect")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +109,8 @@ class TenantStats(_message.Message):
     HITS_EXACT_FIELD_NUMBER: _ClassVar[int]
     HITS_SEMANTIC_FIELD_NUMBER: _ClassVar[int]
     TOKENS_SAVED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_INCORRECT_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     hits: int
     misses: int
@@ -114,7 +119,9 @@ class TenantStats(_message.Message):
     hits_exact: int
     hits_semantic: int
     tokens_saved: int
-    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., hits_exact: _Optional[int] = ..., hits_semantic: _Optional[int] = ..., tokens_saved: _Optional[int] = ...) -> None: ...
+    feedback_correct: int
+    feedback_incorrect: int
+    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., hits_exact: _Optional[int] = ..., hits_semantic: _Optional[int] = ..., tokens_saved: _Optional[int] = ..., feedback_correct: _Optional[int] = ..., feedback_incorrect: _Optional[int] = ...) -> None: ...
 
 class StoreStatsResponse(_message.Message):
     __slots__ = ("stats",)
@@ -131,5 +138,87 @@ class StoreCountMissesRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., misses: _Optional[int] = ...) -> None: ...
 
 class StoreCountMissesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EntryFilter(_message.Message):
+    __slots__ = ("tenant", "all_tenants", "namespace", "model", "prompt_contains", "entry_ids")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ALL_TENANTS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    all_tenants: bool
+    namespace: str
+    model: str
+    prompt_contains: str
+    entry_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., all_tenants: _Optional[bool] = ..., namespace: _Optional[str] = ..., model: _Optional[str] = ..., prompt_contains: _Optional[str] = ..., entry_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EntryInfo(_message.Message):
+    __slots__ = ("tenant", "namespace", "entry_id", "api_format", "model", "prompt", "created_at_ms", "expires_at_ms", "size_bytes")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    API_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    namespace: str
+    entry_id: str
+    api_format: str
+    model: str
+    prompt: str
+    created_at_ms: int
+    expires_at_ms: int
+    size_bytes: int
+    def __init__(self, tenant: _Optional[str] = ..., namespace: _Optional[str] = ..., entry_id: _Optional[str] = ..., api_format: _Optional[str] = ..., model: _Optional[str] = ..., prompt: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class StoreListRequest(_message.Message):
+    __slots__ = ("filter", "limit")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    filter: EntryFilter
+    limit: int
+    def __init__(self, filter: _Optional[_Union[EntryFilter, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class StoreListResponse(_message.Message):
+    __slots__ = ("entries", "matched")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[EntryInfo]
+    matched: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[EntryInfo, _Mapping]]] = ..., matched: _Optional[int] = ...) -> None: ...
+
+class StoreInvalidateRequest(_message.Message):
+    __slots__ = ("filter", "dry_run")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    filter: EntryFilter
+    dry_run: bool
+    def __init__(self, filter: _Optional[_Union[EntryFilter, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class StoreInvalidateResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[EntryInfo]
+    def __init__(self, entries: _Optional[_Iterable[_Union[EntryInfo, _Mapping]]] = ...) -> None: ...
+
+class StoreFeedbackRequest(_message.Message):
+    __slots__ = ("tenant", "entry_id", "correct")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    entry_id: str
+    correct: bool
+    def __init__(self, tenant: _Optional[str] = ..., entry_id: _Optional[str] = ..., correct: _Optional[bool] = ...) -> None: ...
+
+class StoreFeedbackResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

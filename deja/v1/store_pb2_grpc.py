@@ -59,6 +59,21 @@ class StoreServiceStub:
                 request_serializer=deja_dot_v1_dot_store__pb2.StoreCountMissesRequest.SerializeToString,
                 response_deserializer=deja_dot_v1_dot_store__pb2.StoreCountMissesResponse.FromString,
                 _registered_method=True)
+        self.ListEntries = channel.unary_unary(
+                '/deja.v1.StoreService/ListEntries',
+                request_serializer=deja_dot_v1_dot_store__pb2.StoreListRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_store__pb2.StoreListResponse.FromString,
+                _registered_method=True)
+        self.Invalidate = channel.unary_unary(
+                '/deja.v1.StoreService/Invalidate',
+                request_serializer=deja_dot_v1_dot_store__pb2.StoreInvalidateRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_store__pb2.StoreInvalidateResponse.FromString,
+                _registered_method=True)
+        self.RecordFeedback = channel.unary_unary(
+                '/deja.v1.StoreService/RecordFeedback',
+                request_serializer=deja_dot_v1_dot_store__pb2.StoreFeedbackRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_store__pb2.StoreFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -95,6 +110,25 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEntries(self, request, context):
+        """Administration and feedback: list, invalidate by filter, count feedback on served answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Invalidate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordFeedback(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +156,21 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.CountMisses,
                     request_deserializer=deja_dot_v1_dot_store__pb2.StoreCountMissesRequest.FromString,
                     response_serializer=deja_dot_v1_dot_store__pb2.StoreCountMissesResponse.SerializeToString,
+            ),
+            'ListEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEntries,
+                    request_deserializer=deja_dot_v1_dot_store__pb2.StoreListRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_store__pb2.StoreListResponse.SerializeToString,
+            ),
+            'Invalidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Invalidate,
+                    request_deserializer=deja_dot_v1_dot_store__pb2.StoreInvalidateRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_store__pb2.StoreInvalidateResponse.SerializeToString,
+            ),
+            'RecordFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordFeedback,
+                    request_deserializer=deja_dot_v1_dot_store__pb2.StoreFeedbackRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_store__pb2.StoreFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +308,87 @@ class StoreService:
             '/deja.v1.StoreService/CountMisses',
             deja_dot_v1_dot_store__pb2.StoreCountMissesRequest.SerializeToString,
             deja_dot_v1_dot_store__pb2.StoreCountMissesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.StoreService/ListEntries',
+            deja_dot_v1_dot_store__pb2.StoreListRequest.SerializeToString,
+            deja_dot_v1_dot_store__pb2.StoreListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invalidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.StoreService/Invalidate',
+            deja_dot_v1_dot_store__pb2.StoreInvalidateRequest.SerializeToString,
+            deja_dot_v1_dot_store__pb2.StoreInvalidateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.StoreService/RecordFeedback',
+            deja_dot_v1_dot_store__pb2.StoreFeedbackRequest.SerializeToString,
+            deja_dot_v1_dot_store__pb2.StoreFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

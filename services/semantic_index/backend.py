@@ -245,6 +245,10 @@ class SemanticBackend(Protocol):
     async def drop_tenant(self, tenant: str) -> int:
         """Delete every point of the tenant in every collection; returns the points deleted."""
 
+    async def invalidate(self, tenant: str, namespace: str | None, entry_ids: list[str]) -> int:
+        """Delete the tenant's points of these entries (empty: all of them) in this namespace (None:
+        in every namespace), in every collection; returns the points deleted."""
+
     async def count(self, tenant: str | None = None, *, include_expired: bool = False) -> int:
         """Points of the tenant (None: all), live only unless include_expired."""
 

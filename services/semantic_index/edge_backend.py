@@ -198,6 +198,7 @@ class EdgeBackend:
             (SCOPE, qe.PayloadSchemaType.Keyword),
             (NAMESPACE, qe.PayloadSchemaType.Keyword),
             (CONTEXT, qe.PayloadSchemaType.Keyword),
+            (ENTRY_ID, qe.PayloadSchemaType.Keyword),  # invalidation and feedback select by entry
             (EXPIRES_AT_MS, qe.IntegerIndexParams(lookup=False, range=True)),
         ):
             shard.update(qe.UpdateOperation.create_field_index(key, schema))
@@ -277,6 +278,14 @@ class EdgeBackend:
 
     async def drop_tenant(self, tenant: str) -> int:
         return await self._delete_matching([_match(TENANT, tenant)])
+
+    async def invalidate(self, tenant: str, namespace: str | None, entry_ids: list[str]) -> int:
+        conditions = [_match(TENANT, tenant)]
+        if namespace is not None:
+            conditions.append(_match(NAMESPACE, namespace))
+        if entry_ids:
+            conditions.append(qe.FieldCondition(ENTRY_ID, match=qe.MatchAny(sorted(set(entry_ids)))))
+        return await self._delete_matching(conditions)
 
     async def count(self, tenant: str | None = None, *, include_expired: bool = False) -> int:
         conditions = [] if tenant is None else [_match(TENANT, tenant)]

@@ -145,6 +145,7 @@ class QdrantBackend:
                     (SCOPE, qm.PayloadSchemaType.KEYWORD),
                     (NAMESPACE, qm.PayloadSchemaType.KEYWORD),
                     (CONTEXT, qm.PayloadSchemaType.KEYWORD),
+                    (ENTRY_ID, qm.PayloadSchemaType.KEYWORD),  # invalidation and feedback select by entry
                     (EXPIRES_AT_MS, qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=False, range=True)),
                 ):
                     await self._call(self._client.create_payload_index(name, key, field_schema=schema, wait=True))
@@ -216,6 +217,14 @@ class QdrantBackend:
 
     async def drop_tenant(self, tenant: str) -> int:
         return await self._delete_matching([_match(TENANT, tenant)])
+
+    async def invalidate(self, tenant: str, namespace: str | None, entry_ids: list[str]) -> int:
+        conditions = [_match(TENANT, tenant)]
+        if namespace is not None:
+            conditions.append(_match(NAMESPACE, namespace))
+        if entry_ids:
+            conditions.append(qm.FieldCondition(key=ENTRY_ID, match=qm.MatchAny(any=sorted(set(entry_ids)))))
+        return await self._delete_matching(conditions)
 
     async def count(self, tenant: str | None = None, *, include_expired: bool = False) -> int:
         conditions = [] if tenant is None else [_match(TENANT, tenant)]

@@ -28,6 +28,8 @@ from services.semantic_index.backend import (
 
 log = get_logger("deja.semantic")
 
+MAX_INVALIDATE_IDS = 10_000
+
 
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> None:
     if isinstance(exc, InvalidRequest):
@@ -95,6 +97,19 @@ class SemanticIndexServicer(semantic_index_pb2_grpc.SemanticIndexServiceServicer
             await _fail(context, exc, "drop_tenant")
         log.info("semantic_tenant_dropped", tenant=request.tenant, points=deleted)
         return pb.DropTenantResponse(deleted=deleted)
+
+    async def Invalidate(self, request, context):
+        try:
+            tenant = check_tenant(request.tenant)
+            namespace = check_namespace(request.namespace) if request.HasField("namespace") else None
+            if len(request.entry_ids) > MAX_INVALIDATE_IDS:
+                raise InvalidRequest(f"at most {MAX_INVALIDATE_IDS} entry_ids per call")
+            entry_ids = [check_entry_id(entry_id) for entry_id in request.entry_ids]
+            deleted = await self._backend.invalidate(tenant, namespace, entry_ids)
+        except Exception as exc:
+            await _fail(context, exc, "invalidate")
+        log.info("semantic_invalidated", tenant=tenant[:12], entries=len(entry_ids), points=deleted)
+        return pb.SemanticInvalidateResponse(deleted=deleted)
 
     async def Stats(self, request, context):
         try:

@@ -7,7 +7,10 @@ valid on Redis Cluster):
     deja:{T}:idx                ZSET  member "<ns>:<key hex>" -> expires_at_ms
     deja:{T}:size               HASH  member -> stored bytes
     deja:{T}:tok                HASH  member -> the entry's prompt + completion tokens
-    deja:{T}:stats              HASH  hits_exact, hits_semantic, misses, tokens_saved, bytes
+    deja:{T}:stats              HASH  hits_exact, hits_semantic, misses, tokens_saved, bytes,
+                                      feedback_correct, feedback_incorrect
+    deja:{T}:meta               HASH  member -> JSON {ns, fmt, model, prompt, created, size}
+                                      (listing and invalidation: see entries.py)
 
 Entries expire by Redis TTL; the index and byte counter are trimmed lazily (on Put and
 Stats) so `entries` and `bytes` count only live entries. Each operation is one round trip.
@@ -27,10 +30,11 @@ from google.protobuf.message import DecodeError
 
 from deja.tenancy import TENANT_RULE, is_valid_tenant
 from deja.v1 import store_pb2
+from services.store.entries import MAX_PROMPT_CHARS, entry_meta
 
 # Shared by put and stats: drop up to 500 expired members from the index and byte count.
 _PURGE = """
-local function purge(idx, size, tok, stats, now)
+local function purge(idx, size, tok, stats, now, meta)
   local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 500)
   if #gone == 0 then return end
   local freed = 0
@@ -39,6 +43,7 @@ local function purge(idx, size, tok, stats, now)
   end
   redis.call('HDEL', size, unpack(gone))
   redis.call('HDEL', tok, unpack(gone))
+  redis.call('HDEL', meta, unpack(gone))
   redis.call('ZREM', idx, unpack(gone))
   redis.call('HINCRBY', stats, 'bytes', -freed)
 end
@@ -54,41 +59,44 @@ end
 return v
 """
 
-# KEYS: entry, idx, size, tok, stats; ARGV: member, value, ttl_ms, expires_at_ms, now_ms, tokens
+# KEYS: entry, idx, size, tok, stats, meta; ARGV: member, value, ttl_ms, expires_at_ms, now_ms, tokens, meta
 _PUT = (
     _PURGE
     + """
-purge(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[5])
+purge(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[5], KEYS[6])
 local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 local new = string.len(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], new)
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[6])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'bytes', new - old)
 return new
 """
 )
 
-# KEYS: entry, idx, size, tok, stats; ARGV: member
+# KEYS: entry, idx, size, tok, stats, meta; ARGV: member
 _DELETE = """
 local existed = redis.call('DEL', KEYS[1])
 local old = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if old > 0 then redis.call('HINCRBY', KEYS[5], 'bytes', -old) end
 return existed
 """
 
-# KEYS: idx, size, tok, stats; ARGV: now_ms
+# KEYS: idx, size, tok, stats, meta; ARGV: now_ms
 _STATS = (
     _PURGE
     + """
-purge(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
-local s = redis.call('HMGET', KEYS[4], 'hits_exact', 'hits_semantic', 'misses', 'tokens_saved', 'bytes')
-for i = 1, 5 do s[i] = s[i] or '0' end
-s[6] = redis.call('ZCARD', KEYS[1])
+purge(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], KEYS[5])
+local s = redis.call('HMGET', KEYS[4], 'hits_exact', 'hits_semantic', 'misses', 'tokens_saved', 'bytes',
+                     'feedback_correct', 'feedback_incorrect')
+for i = 1, 7 do s[i] = s[i] or '0' end
+s[8] = redis.call('ZCARD', KEYS[1])
 return s
 """
 )
@@ -172,14 +180,14 @@ class RedisExactStore:
 
     @staticmethod
     def _tenant_keys(prefix: str) -> list[str]:
-        return [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:tok", f"{prefix}:stats"]
+        return [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:tok", f"{prefix}:stats", f"{prefix}:meta"]
 
     # -- operations --------------------------------------------------------------------
 
     async def get(
         self, scope, key: bytes, count_hit_as: int = store_pb2.TIER_UNSPECIFIED
     ) -> store_pb2.CacheEntry | None:
-        member, entry_key, (_idx, _size, tok, stats) = self._keys(scope, key)
+        member, entry_key, (_idx, _size, tok, stats, _meta) = self._keys(scope, key)
         raw = await self._get(keys=[entry_key, tok, stats], args=[member, _TIER_COUNTERS.get(count_hit_as, "")])
         if raw is None:
             return None
@@ -199,15 +207,17 @@ class RedisExactStore:
         stored = store_pb2.CacheEntry()
         stored.CopyFrom(entry)
         stored.entry_id = key.hex()
+        stored.prompt = entry.prompt[:MAX_PROMPT_CHARS]
         stored.created_at_ms = now
         stored.expires_at_ms = now + ttl_s * 1000
         value = stored.SerializeToString()
         if len(value) > self._max_entry_bytes:
             return PutResult(stored=False, reason="too_large", size_bytes=len(value))
         tokens = entry.usage.prompt_tokens + entry.usage.completion_tokens
+        meta = entry_meta(scope, stored, len(value))
         await self._put(
             keys=[entry_key, *tenant_keys],
-            args=[member, value, ttl_s * 1000, stored.expires_at_ms, now, tokens],
+            args=[member, value, ttl_s * 1000, stored.expires_at_ms, now, tokens, meta],
         )
         return PutResult(stored=True, expires_at_ms=stored.expires_at_ms, size_bytes=len(value))
 
@@ -220,7 +230,7 @@ class RedisExactStore:
 
     async def stats(self, tenant: str) -> store_pb2.TenantStats:
         prefix = self._tenant_prefix(tenant)
-        exact, semantic, misses, tokens, nbytes, entries = map(
+        exact, semantic, misses, tokens, nbytes, correct, incorrect, entries = map(
             int, await self._stats(keys=self._tenant_keys(prefix), args=[_now_ms()])
         )
         return store_pb2.TenantStats(
@@ -232,4 +242,6 @@ class RedisExactStore:
             tokens_saved=tokens,
             entries=entries,
             bytes=max(0, nbytes),
+            feedback_correct=correct,
+            feedback_incorrect=incorrect,
         )

@@ -11,13 +11,14 @@ import redis.exceptions
 
 from deja.logs import get_logger
 from deja.v1 import store_pb2, store_pb2_grpc
+from services.store.entries import EntryAdmin, InvalidFilter
 from services.store.redis_store import InvalidRequest, RedisExactStore
 
 log = get_logger("deja.store")
 
 
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> None:
-    if isinstance(exc, InvalidRequest):
+    if isinstance(exc, InvalidRequest | InvalidFilter):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     if isinstance(exc, redis.exceptions.TimeoutError):
         log.warning("redis_timeout", op=op)
@@ -32,6 +33,7 @@ async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> N
 class StoreServicer(store_pb2_grpc.StoreServiceServicer):
     def __init__(self, store: RedisExactStore) -> None:
         self._store = store
+        self._entries = EntryAdmin(store)
 
     async def Get(self, request, context):
         try:
@@ -76,3 +78,28 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         except Exception as exc:
             await _fail(context, exc, "count_misses")
         return store_pb2.StoreCountMissesResponse()
+
+    # -- administration and feedback ----------------------------------------------------
+
+    async def ListEntries(self, request, context):
+        try:
+            return await self._entries.list(request.filter, request.limit)
+        except Exception as exc:
+            await _fail(context, exc, "list_entries")
+
+    async def Invalidate(self, request, context):
+        try:
+            entries = await self._entries.invalidate(request.filter, request.dry_run)
+        except Exception as exc:
+            await _fail(context, exc, "invalidate")
+        if not request.dry_run:
+            tenants = sorted({e.tenant for e in entries})
+            log.info("entries_invalidated", entries=len(entries), tenants=[t[:12] for t in tenants][:20])
+        return store_pb2.StoreInvalidateResponse(entries=entries)
+
+    async def RecordFeedback(self, request, context):
+        try:
+            await self._entries.record_feedback(request.tenant, request.entry_id, request.correct)
+        except Exception as exc:
+            await _fail(context, exc, "record_feedback")
+        return store_pb2.StoreFeedbackResponse()
