@@ -48,6 +48,17 @@ def merge(archived: Archived | None, snapshot: Snapshot) -> list[Message]:
     return [*archived.messages, *(m for m in snapshot.messages if m.seq > done)]
 
 
+def exchange(messages: list[Message], row: int) -> list[int]:
+    """The rows of the question-and-answer exchange `row` belongs to: a matching question is
+    little use without its answer, nor an answer without what it answers."""
+    role = messages[row].role
+    if role == "user" and row + 1 < len(messages) and messages[row + 1].role == "assistant":
+        return [row, row + 1]
+    if role == "assistant" and row > 0 and messages[row - 1].role == "user":
+        return [row - 1, row]
+    return [row]
+
+
 @dataclass(frozen=True)
 class Context:
     recent: list[Message]
@@ -215,8 +226,22 @@ class SessionMemory:
             return Context(recent, [], False)  # down, or a new model whose vectors the sweep is still filling in
         shown = {m.seq for m in recent}
         skip = np.array([m.seq in shown for m in archived.messages], dtype=bool)
-        best = rank(archived.vectors, embedded.vectors[0], k=k, min_similarity=self.settings.min_similarity, skip=skip)
-        return Context(recent, [(archived.messages[row], score) for row, score in best], True)
+        # k exchanges at most: 2k matches cover them even when question and answer both match.
+        best = rank(archived.vectors, embedded.vectors[0], k=2 * k, min_similarity=self.settings.min_similarity,
+                    skip=skip)  # fmt: skip
+        picked: dict[int, float] = {}  # row -> score of the match that brought it
+        exchanges = 0
+        for row, score in best:
+            if row in picked:
+                continue
+            if exchanges == k:
+                break
+            exchanges += 1
+            for member in exchange(archived.messages, row):
+                if not skip[member]:
+                    picked.setdefault(member, score)
+        ordered = sorted(picked.items(), key=lambda item: (-item[1], item[0]))  # best first, each exchange in order
+        return Context(recent, [(archived.messages[row], score) for row, score in ordered], True)
 
     # -- maintenance -------------------------------------------------------------------------
 
