@@ -162,6 +162,7 @@ def parse_messages_request(raw: bytes, headers: Mapping[str, str]) -> MessagesRe
 
 
 class AnthropicMessages(ApiFormat):
+    api = "anthropic"
     name = API_FORMAT
     route = "/v1/messages"
     upstream_path = "/v1/messages"

@@ -55,6 +55,7 @@ def token_count(usage: Mapping[str, Any], name: str) -> int:
 
 
 class ApiFormat(abc.ABC):
+    api: str  # "openai" or "anthropic": metrics label and access log
     name: str  # stored as CacheEntry.api_format
     route: str  # the gateway path it serves (access log)
     upstream_path: str  # appended to its upstream's base URL

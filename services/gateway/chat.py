@@ -1,5 +1,8 @@
-"""POST /v1/chat/completions: exact-cache lookup, upstream on a miss, store in the background.
+"""The cache pipeline of one API format (`POST /v1/chat/completions`, `POST /v1/messages`): request
+cache headers, exact lookup, semantic lookup, upstream on a miss, store in the background.
 
+What is specific to an API (parsing, key, stream shapes, error shape) comes from its ApiFormat
+(`openai_format`, `anthropic_format`); per-request cache control from `cache_control`.
 Every cache step fails open: a store that is down, slow or broken turns into a miss (and a
 skipped write), never into an error for the client.
 """
@@ -20,14 +23,15 @@ from deja.clients import DependencyError, StoreClient
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2
 from services.gateway import observe
-from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
-from services.gateway.chat_request import API_FORMAT, ChatRequest, parse_chat_request
-from services.gateway.errors import ApiError, error_body
+from services.gateway.api_format import ApiFormat, CacheableRequest
+from services.gateway.cache_control import CacheControl, cache_control_from
+from services.gateway.cache_policy import Policy, tenant_of
+from services.gateway.errors import ApiError
+from services.gateway.openai_format import OPENAI
 from services.gateway.pricing import PriceTable
 from services.gateway.semantic import Lookup, SemanticTier
-from services.gateway.semantic_key import SemanticParts, semantic_parts
-from services.gateway.semantic_policy import SemanticPolicy, calls_tools
-from services.gateway.sse import StreamAssembler, event, is_cacheable, replay_chunks
+from services.gateway.semantic_key import SemanticParts
+from services.gateway.semantic_policy import SemanticPolicy
 from services.gateway.upstream import Upstream
 
 log = get_logger("deja.gateway")
@@ -49,36 +53,27 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _usage_of(completion: dict[str, Any]) -> common_pb2.Usage:
-    usage = completion.get("usage") or {}
-
-    def count(name: str) -> int:
-        value = usage.get(name)
-        return value if isinstance(value, int) and value >= 0 else 0
-
-    return common_pb2.Usage(
-        prompt_tokens=count("prompt_tokens"),
-        completion_tokens=count("completion_tokens"),
-        total_tokens=count("total_tokens"),
-    )
-
-
-def _upstream_error(response: httpx.Response, body: bytes, headers: dict[str, str]) -> Response:
-    """Pass the provider's error through; wrap it only when it is not an OpenAI-style body."""
+def _upstream_error(fmt: ApiFormat, response: httpx.Response, body: bytes, headers: dict[str, str]) -> Response:
+    """Pass the provider's error through; wrap it only when it is not in the API's own error shape."""
+    headers.pop("content-type", None)
     try:
-        parsed = orjson.loads(body)
-        faithful = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str)
+        faithful = fmt.is_error_body(orjson.loads(body))
     except orjson.JSONDecodeError:
         faithful = False
-    if not faithful:
-        text = body[:500].decode("utf-8", "replace")
-        body = error_body(
-            f"upstream answered {response.status_code}: {text}",
-            type="upstream_error",
-            code=f"upstream_{response.status_code}",
-        )
-    headers.pop("content-type", None)
-    return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
+    if faithful:
+        return Response(body, status_code=response.status_code, headers=headers, media_type="application/json")
+    text = body[:500].decode("utf-8", "replace")
+    error = ApiError(
+        response.status_code,
+        f"upstream answered {response.status_code}: {text}",
+        type="upstream_error",
+        code=f"upstream_{response.status_code}",
+    )
+    return fmt.error_response(error, headers)
+
+
+def _age_s(entry: store_pb2.CacheEntry) -> int:
+    return max(0, (time.time_ns() // 1_000_000 - entry.created_at_ms) // 1000)
 
 
 @dataclass(frozen=True)
@@ -96,7 +91,9 @@ class ChatCompletions:
     def __init__(
         self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool,
         policy: SemanticPolicy, semantic: SemanticTier | None, prices: PriceTable | None = None,
+        fmt: ApiFormat = OPENAI,
     ) -> None:  # fmt: skip
+        self.fmt = fmt
         self.store = store
         self.upstream = upstream
         self.policy = policy
@@ -114,27 +111,36 @@ class ChatCompletions:
     # -- the endpoint ------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        except ApiError as exc:  # in the API's own error shape
+            return self.fmt.error_response(exc)
+
+    async def _handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        chat = parse_chat_request(await read_body(request, self.max_body_bytes))
-        api_key = api_key_from(request.headers.get("authorization"))
+        control = cache_control_from(request.headers)
+        chat = self.fmt.parse(await read_body(request, self.max_body_bytes), request.headers)
+        api_key = self.fmt.api_key(request.headers)
         # No key, no tenant: such a request is forwarded but never read from or written to the cache.
-        policy = policy_from(request.headers.get("cache-control")) if api_key else Policy.BYPASS
-        scope = common_pb2.Scope(tenant=tenant_of(api_key)) if api_key else None
+        policy = control.policy if api_key else Policy.BYPASS
+        scope = common_pb2.Scope(tenant=tenant_of(api_key), namespace=control.namespace) if api_key else None
         key = chat.cache_key()
 
         if policy is Policy.NORMAL:
-            entry = await self._lookup(scope, key)
+            entry = await self._lookup(scope, key, control)
             if entry is not None:
                 response = self._serve(chat, entry, {"x-deja-cache": "hit-exact"})
                 self._log(started, chat, scope, "hit-exact", response.status_code)
                 return response
 
-        parts = semantic_parts(chat)
-        semantic = self.semantic is not None and self.policy.may_use_semantic(parts.query, chat.body)
+        parts = self.fmt.semantic_parts(chat)
+        semantic = (
+            control.semantic and self.semantic is not None and self.policy.may_use_semantic(parts.query, chat.body)
+        )
         lookup = None
         if semantic and policy is Policy.NORMAL:
-            lookup = await self.semantic.lookup(scope, parts)
-            if lookup.hit is not None:
+            lookup = await self.semantic.lookup(scope, parts, self.fmt.name, control.threshold)
+            if lookup.hit is not None and control.fresh(_age_s(lookup.hit.entry)):
                 hit = lookup.hit
                 headers = {
                     "x-deja-cache": "hit-semantic",
@@ -151,48 +157,49 @@ class ChatCompletions:
         headers = self.upstream.request_headers(request.headers)
         plan = None
         if policy is not Policy.BYPASS:
-            plan = WritePlan(scope, key, self.policy.ttl_for(parts.query), parts if semantic else None, lookup)
+            ttl_s = control.ttl_with(self.policy.ttl_for(parts.query))
+            plan = WritePlan(scope, key, ttl_s, parts if semantic else None, lookup)
         if policy is Policy.NORMAL:
             self._background(self._count_miss(scope))
         if chat.stream:
             response = await self._stream_from_upstream(chat, headers, policy.value, plan)
         else:
             response = await self._fetch_from_upstream(chat, headers, policy.value, plan)
+        if plan is not None and response.status_code == 200:
+            response.headers["x-deja-entry"] = key.hex()  # the id the answer is stored under
         self._log(started, chat, scope, policy.value, response.status_code)
         return response
 
     # -- cache side --------------------------------------------------------------------
 
-    async def _lookup(self, scope: common_pb2.Scope, key: bytes) -> store_pb2.CacheEntry | None:
+    async def _lookup(self, scope: common_pb2.Scope, key: bytes, control: CacheControl) -> store_pb2.CacheEntry | None:
         try:
             with observe.timed("exact"):
                 entry = await self.store.get(scope, key, store_pb2.TIER_EXACT)
         except DependencyError as exc:
             log.warning("exact_lookup_failed_open", error=str(exc))
             return None
-        if entry is None or entry.api_format != API_FORMAT:
+        if entry is None or entry.api_format != self.fmt.name or not control.fresh(_age_s(entry)):
             return None
         return entry
 
-    def _serve(self, chat: ChatRequest, entry: store_pb2.CacheEntry, headers: dict[str, str]) -> Response:
+    def _serve(self, chat: CacheableRequest, entry: store_pb2.CacheEntry, headers: dict[str, str]) -> Response:
         observe.served_from_cache(entry, self.prices)
-        age_s = max(0, (time.time_ns() // 1_000_000 - entry.created_at_ms) // 1000)
-        headers = {**headers, "x-deja-entry": entry.entry_id, "age": str(age_s)}
+        headers = {**headers, "x-deja-entry": entry.entry_id, "age": str(_age_s(entry))}
         if not chat.stream:
             return Response(entry.response, headers=headers, media_type="application/json")
-        completion = orjson.loads(entry.response)
+        answer = orjson.loads(entry.response)
         return StreamingResponse(
-            replay_chunks(completion, chat.include_usage),
-            headers={**headers, **SSE_HEADERS},
-            media_type="text/event-stream",
+            self.fmt.replay(answer, chat), headers={**headers, **SSE_HEADERS}, media_type="text/event-stream"
         )
 
-    def _write_later(self, plan: WritePlan, chat: ChatRequest, body: bytes, completion: dict[str, Any]) -> None:
+    def _write_later(self, plan: WritePlan, chat: CacheableRequest, body: bytes, answer: dict[str, Any]) -> None:
         entry = store_pb2.CacheEntry(
-            api_format=API_FORMAT, model=chat.model, response=body, usage=_usage_of(completion)
-        )
+            api_format=self.fmt.name, model=chat.model, response=body, usage=self.fmt.usage(answer),
+            prompt=self.fmt.prompt_of(chat),
+        )  # fmt: skip
         # An answer that calls tools is never served semantically: it is cached for the exact request only.
-        index = plan.parts is not None and not calls_tools(completion)
+        index = plan.parts is not None and not self.fmt.calls_tools(answer)
         self._background(self._write(plan, entry, index))
 
     def _background(self, work) -> None:
@@ -225,27 +232,23 @@ class ChatCompletions:
     # -- upstream side -----------------------------------------------------------------
 
     async def _fetch_from_upstream(self, chat, headers, outcome: str, plan: WritePlan | None) -> Response:
-        upstream = await self.upstream.send("POST", "/chat/completions", headers, chat.raw, stream=False)
+        upstream = await self.upstream.send("POST", self.fmt.upstream_path, headers, chat.raw, stream=False)
         body = upstream.content
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         if upstream.status_code != 200:
-            return _upstream_error(upstream, body, out_headers)
+            return _upstream_error(self.fmt, upstream, body, out_headers)
         if plan is not None:
             try:
-                completion = orjson.loads(body)
+                answer = orjson.loads(body)
             except orjson.JSONDecodeError:
-                completion = None
-            if isinstance(completion, dict) and is_cacheable(completion):
-                self._write_later(plan, chat, body, completion)
+                answer = None
+            if isinstance(answer, dict) and self.fmt.is_cacheable(answer):
+                self._write_later(plan, chat, body, answer)
         return Response(body, status_code=200, headers=out_headers)
 
     async def _stream_from_upstream(self, chat, headers, outcome: str, plan: WritePlan | None) -> Response:
-        body = chat.raw
-        if not chat.include_usage:
-            # Ask for usage anyway so the entry can be priced; the assembler hides it from this client.
-            options = {**(chat.body.get("stream_options") or {}), "include_usage": True}
-            body = orjson.dumps({**chat.body, "stream_options": options})
-        upstream = await self.upstream.send("POST", "/chat/completions", headers, body, stream=True)
+        body = self.fmt.upstream_body(chat)
+        upstream = await self.upstream.send("POST", self.fmt.upstream_path, headers, body, stream=True)
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
         if upstream.status_code != 200 or not is_sse:
@@ -256,10 +259,10 @@ class ChatCompletions:
             finally:
                 await upstream.aclose()
             if upstream.status_code != 200:
-                return _upstream_error(upstream, body, out_headers)
+                return _upstream_error(self.fmt, upstream, body, out_headers)
             return Response(body, status_code=200, headers=out_headers)  # not a stream: pass it on, uncached
 
-        assembler = StreamAssembler(hide_usage=not chat.include_usage)
+        assembler = self.fmt.assembler(chat)
 
         async def relay():
             try:
@@ -273,29 +276,20 @@ class ChatCompletions:
             except httpx.HTTPError as exc:
                 # Headers are gone already: tell the client in-band, the way providers do.
                 log.warning("upstream_stream_broken", error=type(exc).__name__)
-                yield event(
-                    {
-                        "error": {
-                            "message": "upstream stream broke off",
-                            "type": "upstream_error",
-                            "param": None,
-                            "code": "upstream_stream_broken",
-                        }
-                    }
-                )
+                yield self.fmt.stream_error("upstream stream broke off", "upstream_stream_broken")
                 return
             finally:
                 await upstream.aclose()
             if plan is not None and assembler.done and assembler.error is None:
-                completion = assembler.completion()
-                if is_cacheable(completion):
-                    self._write_later(plan, chat, orjson.dumps(completion), completion)
+                answer = assembler.completion()
+                if self.fmt.is_cacheable(answer):
+                    self._write_later(plan, chat, orjson.dumps(answer), answer)
 
         out_headers.pop("content-type", None)
         return StreamingResponse(relay(), headers={**out_headers, **SSE_HEADERS}, media_type="text/event-stream")
 
-    def _log(self, started: float, chat: ChatRequest, scope, outcome: str, status: int, **attributes) -> None:
+    def _log(self, started: float, chat: CacheableRequest, scope, outcome: str, status: int, **attributes) -> None:
         observe.finish(
-            api="openai", path="/v1/chat/completions", outcome=outcome, status=status, model=chat.model,
+            api=self.fmt.api, path=self.fmt.route, outcome=outcome, status=status, model=chat.model,
             tenant=scope.tenant if scope else None, stream=chat.stream, access_log=self.access_log, **attributes,
         )  # fmt: skip

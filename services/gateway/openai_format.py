@@ -25,6 +25,7 @@ from services.gateway.sse import StreamAssembler, event, is_cacheable, replay_ch
 
 
 class OpenAIChat(ApiFormat):
+    api = "openai"
     name = API_FORMAT
     route = "/v1/chat/completions"
     upstream_path = "/chat/completions"

@@ -16,7 +16,6 @@ from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient, S
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
 from services.gateway import observe
-from services.gateway.chat_request import API_FORMAT
 from services.gateway.semantic_key import SemanticParts
 
 log = get_logger("deja.gateway.semantic")
@@ -54,14 +53,18 @@ class SemanticTier:
         for client in (self.embedder, self.index, self.verifier):
             await client.close()
 
-    async def lookup(self, scope: common_pb2.Scope, parts: SemanticParts) -> Lookup:
+    async def lookup(
+        self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float | None = None
+    ) -> Lookup:
+        """The best verified answer in `api_format`; `threshold` can only make the configured one stricter."""
+        threshold = self.threshold if threshold is None else max(threshold, self.threshold)
         try:
-            return await asyncio.wait_for(self._lookup(scope, parts), self.timeout_s)
+            return await asyncio.wait_for(self._lookup(scope, parts, api_format, threshold), self.timeout_s)
         except (DependencyError, TimeoutError) as exc:
             log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
             return Lookup()
 
-    async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts) -> Lookup:
+    async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float) -> Lookup:
         with observe.timed("embed"):
             vectors, model = await self.embedder.embed([parts.query])
         vector, version = vectors[0], model.model_version
@@ -81,11 +84,11 @@ class SemanticTier:
         observe.candidates_scored([h.similarity for h in hits], [float(p) for p in probabilities])
         ranked = sorted(zip(probabilities, hits, strict=True), key=lambda pair: -pair[0])
         for probability, hit in ranked:
-            if probability < self.threshold:
+            if probability < threshold:
                 break
             with observe.timed("fetch"):
                 entry = await self.store.get(scope, bytes.fromhex(hit.entry_id), store_pb2.TIER_SEMANTIC)
-            if entry is not None and entry.api_format == API_FORMAT:
+            if entry is not None and entry.api_format == api_format:
                 return Lookup(SemanticHit(entry, hit.similarity, probability), vector, version)
             # The answer expired or was deleted after it was indexed: forget the point.
             await self.index.delete(scope, [hit.entry_id])
