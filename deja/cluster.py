@@ -244,6 +244,7 @@ class Cluster:
                 )
             )
             gateway_env["DEJA_UPSTREAM_URL"] = f"{self.mock_url}/v1"
+            gateway_env["DEJA_ANTHROPIC_UPSTREAM_URL"] = self.mock_url
         elif self.upstream:
             gateway_env["DEJA_UPSTREAM_URL"] = self.upstream
         stages.append(services)

@@ -18,11 +18,15 @@ from deja import telemetry
 from deja.clients import CircuitBreaker, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
 from deja.logs import get_logger
 from deja.settings import load
+from services.gateway.admin import admin_routes
+from services.gateway.anthropic_format import ANTHROPIC
+from services.gateway.cache_admin import CacheAdmin
 from services.gateway.chat import ChatCompletions, read_body
 from services.gateway.errors import ApiError
 from services.gateway.memory import Memory, MemorySettings
 from services.gateway.observe import RequestObserver
 from services.gateway.pricing import PriceTable
+from services.gateway.self_service import self_service_routes
 from services.gateway.semantic import SemanticTier
 from services.gateway.semantic_policy import SemanticPolicy
 from services.gateway.sessions import session_routes
@@ -31,6 +35,8 @@ from services.gateway.stats import cache_stats
 from services.gateway.upstream import Upstream
 
 log = get_logger("deja.gateway")
+
+ADMIN_TIMEOUT_S = 30.0  # operator calls (listing, invalidating a whole tenant) may walk many entries
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
@@ -45,6 +51,11 @@ def create_app(settings: GatewaySettings) -> Starlette:
         store = StoreClient(settings.store_addr, timeout_s=settings.store_timeout_ms / 1000, breaker=CircuitBreaker())
         upstream = Upstream(
             settings.upstream_url,
+            timeout_s=settings.upstream_timeout_s,
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+        )
+        anthropic_upstream = Upstream(
+            settings.anthropic_upstream_url,
             timeout_s=settings.upstream_timeout_s,
             connect_timeout_s=settings.upstream_connect_timeout_s,
         )
@@ -74,12 +85,27 @@ def create_app(settings: GatewaySettings) -> Starlette:
             store=store, upstream=upstream, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
             policy=policy, semantic=semantic, prices=prices,
         )  # fmt: skip
+        messages = ChatCompletions(
+            store=store, upstream=anthropic_upstream, max_body_bytes=settings.max_body_bytes,
+            access_log=settings.access_log, policy=policy, semantic=semantic, prices=prices, fmt=ANTHROPIC,
+        )  # fmt: skip
+        # Operator calls get their own clients: longer deadlines, breakers apart from the request path's.
+        admin_index = None
+        if settings.semantic_enabled:
+            admin_index = SemanticIndexClient(settings.semantic_addr, timeout_s=ADMIN_TIMEOUT_S)
+        admin = CacheAdmin(StoreClient(settings.store_addr, timeout_s=ADMIN_TIMEOUT_S), admin_index)
         memory = Memory.create(memory_settings, max_body_bytes=settings.max_body_bytes)
-        clients.update(store=store, upstream=upstream, chat=chat, semantic=semantic, memory=memory)
+        clients.update(
+            store=store, upstream=upstream, chat=chat, semantic=semantic, memory=memory, messages=messages,
+            anthropic_upstream=anthropic_upstream, admin=admin,
+        )  # fmt: skip
         log.info("gateway_started", upstream=settings.upstream_url, store=settings.store_addr)
         yield
         await chat.drain()
+        await messages.drain()
         await memory.close()
+        await admin.close()
+        await anthropic_upstream.close()
         await upstream.close()
         await store.close()
         if semantic is not None:
@@ -88,6 +114,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
     async def chat_completions(request: Request) -> Response:
         return await clients["memory"].around(request, clients["chat"].handle)
+
+    async def anthropic_messages(request: Request) -> Response:
+        return await clients["messages"].handle(request)
 
     async def stats(request: Request) -> Response:
         return await cache_stats(request, clients["store"])
@@ -112,17 +141,23 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return JSONResponse({"status": status, "tiers": tiers})
 
     async def passthrough(request: Request) -> Response:
-        """Every other /v1 endpoint (models, embeddings, ...) goes to the provider untouched, uncached."""
-        upstream: Upstream = clients["upstream"]
-        body = await read_body(request, settings.max_body_bytes)
-        response = await upstream.send(
-            request.method,
-            "/" + request.path_params["path"],
-            upstream.request_headers(request.headers),
-            body or None,
-            stream=True,
-            params=request.url.query,
-        )
+        """Every other /v1 endpoint (models, embeddings, ...) goes to the provider untouched, uncached:
+        Anthropic's (a request with `anthropic-version`, or under /v1/messages/) or the OpenAI one."""
+        path = request.path_params["path"]
+        anthropic = "anthropic-version" in request.headers or path.startswith("messages/")
+        upstream: Upstream = clients["anthropic_upstream" if anthropic else "upstream"]
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+            response = await upstream.send(
+                request.method,
+                ("/v1/" if anthropic else "/") + path,
+                upstream.request_headers(request.headers),
+                body or None,
+                stream=True,
+                params=request.url.query,
+            )
+        except ApiError as exc:
+            return ANTHROPIC.error_response(exc) if anthropic else exc.response()
 
         async def relay():
             try:
@@ -147,7 +182,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", anthropic_messages, methods=["POST"]),
             Route("/v1/cache/stats", stats, methods=["GET"]),
+            *self_service_routes(lambda: clients["admin"]),
+            *admin_routes(lambda: clients["admin"], settings.admin_key),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

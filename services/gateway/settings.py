@@ -8,6 +8,7 @@ from services.gateway.pricing import PriceTable
 from services.gateway.semantic_policy import DEFAULT_EXCLUDED, DEFAULT_TIME_SENSITIVE
 
 OPENAI_API = "https://api.openai.com/v1"
+ANTHROPIC_API = "https://api.anthropic.com"
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,14 @@ class GatewaySettings:
     port: int = setting("DEJA_GATEWAY_PORT", 8080, "HTTP port of the gateway", minimum=1)
     upstream_url: str = setting(
         "DEJA_UPSTREAM_URL", OPENAI_API, "OpenAI-compatible provider base URL that misses are forwarded to"
+    )
+    anthropic_upstream_url: str = setting(
+        "DEJA_ANTHROPIC_UPSTREAM_URL",
+        ANTHROPIC_API,
+        "Anthropic-compatible provider base URL (without /v1) that /v1/messages misses are forwarded to",
+    )
+    admin_key: str = setting(
+        "DEJA_ADMIN_KEY", "", "bearer key of the admin API (/v1/admin/...); empty: the admin API is off (404)"
     )
     upstream_timeout_s: float = setting(
         "DEJA_UPSTREAM_TIMEOUT_S",
@@ -89,3 +98,9 @@ class GatewaySettings:
                 raise ConfigError(f"{env}: not a valid regular expression ({exc})") from None
         if not self.upstream_url.startswith(("http://", "https://")):
             raise ConfigError(f"DEJA_UPSTREAM_URL: expected an http(s) URL, got {self.upstream_url!r}")
+        if not self.anthropic_upstream_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"DEJA_ANTHROPIC_UPSTREAM_URL: expected an http(s) URL, got {self.anthropic_upstream_url!r}"
+            )
+        if self.admin_key and len(self.admin_key) < 16:
+            raise ConfigError("DEJA_ADMIN_KEY: use at least 16 characters (empty turns the admin API off)")

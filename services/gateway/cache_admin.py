@@ -1,0 +1,250 @@
+"""Correcting what is cached: list, invalidate (exact and semantic tiers together), feedback, stats.
+
+Shared by the admin API (`admin.py`, any tenant, admin key) and the tenants' own endpoints
+(`self_service.py`, the caller's tenant only). The store is the source of truth: entries are
+selected and deleted there first, then their points are deleted from the semantic index. A
+semantic point whose entry is gone can never serve an answer (a semantic hit is fetched from
+the store, and a missing entry deletes the point), so an index that is down when an entry is
+invalidated leaves garbage, never a stale answer.
+
+These calls use their own clients with operator-sized deadlines and breakers, so an admin
+sweep never trips the circuit breakers of the request path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from deja.clients import BadRequest, DependencyError, SemanticIndexClient, StoreClient
+from deja.logs import get_logger
+from deja.tenancy import is_valid_tenant
+from deja.v1 import store_pb2
+from services.gateway.cache_control import check_namespace
+from services.gateway.errors import ApiError
+
+log = get_logger("deja.gateway.admin")
+
+ENTRY_ID = re.compile(r"^[0-9a-f]{64}$")
+MAX_IDS = 1000
+MAX_TEXT = 1000
+SEMANTIC_BATCH = 5000
+
+
+def bad(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code="invalid_value")
+
+
+def unavailable(what: str) -> ApiError:
+    return ApiError(503, f"{what} is unavailable right now; nothing was changed", type="server_error",
+                    code="cache_unavailable")  # fmt: skip
+
+
+def check_entry_id(value: Any, where: str = "entry_id") -> str:
+    if not isinstance(value, str) or not ENTRY_ID.match(value):
+        raise bad(f"'{where}' must be an entry id: 64 lowercase hex characters (the X-Deja-Entry header)", where)
+    return value
+
+
+def check_tenant(value: Any, where: str = "tenant") -> str:
+    if not isinstance(value, str) or not is_valid_tenant(value):
+        raise bad(f"'{where}' must be a tenant id (hex blake3 of the API key)", where)
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise bad(f"'{where}' must be a string of 1-{MAX_TEXT} characters", where)
+    return value
+
+
+async def json_object(request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        raise ApiError(413, "request body exceeds 65536 bytes", code="request_too_large")
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    return body
+
+
+def no_unknown(body: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise bad(f"unknown field(s): {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})", unknown[0])
+
+
+def entry_filter(
+    fields: Mapping[str, Any], *, tenant: str | None = None, all_tenants: bool = False
+) -> store_pb2.EntryFilter:
+    """A store filter from request fields: namespace, model, prompt, entry_ids (all optional)."""
+    f = store_pb2.EntryFilter(tenant=tenant or "", all_tenants=all_tenants)
+    if fields.get("namespace") is not None:
+        namespace = fields["namespace"]
+        if not isinstance(namespace, str):
+            raise bad("'namespace' must be a string", "namespace")
+        f.namespace = check_namespace(namespace, "namespace") if namespace else ""
+    if fields.get("model") is not None:
+        f.model = _text(fields["model"], "model")
+    if fields.get("prompt") is not None:
+        f.prompt_contains = _text(fields["prompt"], "prompt")
+    ids = fields.get("entry_ids")
+    if ids is not None:
+        if not isinstance(ids, list) or not ids or len(ids) > MAX_IDS:
+            raise bad(f"'entry_ids' must be an array of 1-{MAX_IDS} entry ids", "entry_ids")
+        f.entry_ids.extend(check_entry_id(i, "entry_ids") for i in ids)
+    return f
+
+
+def limit_from(raw: str | None) -> int:
+    if raw is None:
+        return 100
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise bad("'limit' must be an integer from 1 to 1000", "limit")
+    return int(raw)
+
+
+def entry_json(info: store_pb2.EntryInfo, *, with_tenant: bool) -> dict[str, Any]:
+    out = {
+        "entry_id": info.entry_id,
+        "namespace": info.namespace,
+        "api_format": info.api_format,
+        "model": info.model,
+        "prompt": info.prompt,
+        "created_at": info.created_at_ms // 1000,
+        "expires_at": info.expires_at_ms // 1000,
+        "size_bytes": info.size_bytes,
+    }
+    return {"tenant": info.tenant, **out} if with_tenant else out
+
+
+@dataclass
+class Invalidation:
+    entries: list[store_pb2.EntryInfo]
+    semantic_points: int | None  # None: the semantic tier is off or could not be reached
+
+
+class CacheAdmin:
+    def __init__(self, store: StoreClient, index: SemanticIndexClient | None) -> None:
+        self.store = store
+        self.index = index
+
+    async def close(self) -> None:
+        await self.store.close()
+        if self.index is not None:
+            await self.index.close()
+
+    async def list(self, f: store_pb2.EntryFilter, limit: int) -> store_pb2.StoreListResponse:
+        try:
+            return await self.store.list_entries(f, limit)
+        except BadRequest as exc:
+            raise bad(str(exc)) from None
+        except DependencyError:
+            raise unavailable("the cache store") from None
+
+    async def invalidate(self, f: store_pb2.EntryFilter, *, dry_run: bool = False) -> Invalidation:
+        try:
+            entries = await self.store.invalidate(f, dry_run=dry_run)
+        except BadRequest as exc:
+            raise bad(str(exc)) from None
+        except DependencyError:
+            raise unavailable("the cache store") from None
+        if dry_run or self.index is None:
+            return Invalidation(entries, None)
+        try:
+            points = await self._invalidate_semantic(f, entries)
+        except DependencyError as exc:
+            # Safe: the entries are gone from the store, so their points can no longer serve anything.
+            log.warning("semantic_invalidation_failed", error=str(exc), entries=len(entries))
+            points = None
+        return Invalidation(entries, points)
+
+    async def _invalidate_semantic(self, f: store_pb2.EntryFilter, entries: list[store_pb2.EntryInfo]) -> int:
+        whole_scope = not (f.model or f.prompt_contains or f.entry_ids)
+        if whole_scope and f.tenant:
+            # A whole tenant or namespace: also the points whose entries had already expired.
+            namespace = f.namespace if f.HasField("namespace") else None
+            return await self.index.invalidate(f.tenant, namespace, [])
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for info in entries:
+            groups[(info.tenant, info.namespace)].append(info.entry_id)
+        deleted = 0
+        for (tenant, namespace), ids in groups.items():
+            for start in range(0, len(ids), SEMANTIC_BATCH):
+                deleted += await self.index.invalidate(tenant, namespace, ids[start : start + SEMANTIC_BATCH])
+        return deleted
+
+    async def feedback(self, tenant: str, entry_id: str, correct: bool, namespace: str | None) -> dict[str, Any]:
+        """Record a client's verdict on an answer it was served; a wrong one leaves the semantic tier at once."""
+        f = store_pb2.EntryFilter(tenant=tenant, entry_ids=[entry_id])
+        if namespace is not None:
+            f.namespace = namespace
+        found = (await self.list(f, 1)).matched
+        if not found:
+            raise ApiError(404, f"no entry {entry_id} in your cache", code="entry_not_found")
+        removed: int | None = 0
+        if not correct:
+            removed = await self._remove_from_semantic(f, tenant, entry_id, namespace)
+        try:
+            await self.store.record_feedback(tenant, entry_id, correct)
+        except DependencyError as exc:
+            log.warning("feedback_count_failed", error=str(exc))
+        log.info("cache_feedback", tenant=tenant[:12], entry_id=entry_id[:16], correct=correct, semantic_points=removed)
+        return {
+            "object": "cache.feedback", "entry_id": entry_id, "correct": correct, "semantic_points_removed": removed,
+        }  # fmt: skip
+
+    async def _remove_from_semantic(self, f, tenant: str, entry_id: str, namespace: str | None) -> int | None:
+        if self.index is None:
+            return None
+        try:
+            return await self.index.invalidate(tenant, namespace, [entry_id])
+        except DependencyError as exc:
+            # The index cannot be reached: drop the entry from the store instead, which disables its
+            # points just as surely (a semantic hit is served from the store) at the cost of the exact hit.
+            log.warning("feedback_semantic_unavailable_entry_dropped", error=str(exc))
+            await self.invalidate(f)
+            return None
+
+    async def stats(self, tenant: str) -> dict[str, Any]:
+        try:
+            stats = await self.store.stats(tenant)
+        except DependencyError:
+            raise unavailable("the cache store") from None
+        points = None
+        if self.index is not None:
+            try:
+                points = (await self.index.stats(tenant)).points
+            except DependencyError:
+                points = None
+        lookups = stats.hits + stats.misses
+        return {
+            "object": "cache.admin.stats",
+            "tenant": tenant,
+            "hits": {"exact": stats.hits_exact, "semantic": stats.hits_semantic, "total": stats.hits},
+            "misses": stats.misses,
+            "hit_rate": round(stats.hits / lookups, 4) if lookups else 0.0,
+            "entries": stats.entries,
+            "bytes": stats.bytes,
+            "tokens_saved": stats.tokens_saved,
+            "semantic_points": points,
+            "feedback": feedback_json(stats),
+        }
+
+
+def feedback_json(stats: store_pb2.TenantStats) -> dict[str, Any]:
+    """Feedback counts and the measured false-hit rate of the semantic tier (wrong / semantic hits served)."""
+    rate = min(1.0, stats.feedback_incorrect / stats.hits_semantic) if stats.hits_semantic else None
+    return {
+        "correct": stats.feedback_correct,
+        "incorrect": stats.feedback_incorrect,
+        "false_hit_rate": round(rate, 4) if rate is not None else None,
+    }
