@@ -204,6 +204,21 @@ async def test_k_and_min_similarity(backend):
     assert [h.entry_id for h in above] == expected and all(h.similarity >= 0.5 for h in above)
 
 
+async def test_a_first_upsert_cut_off_by_its_deadline_leaves_one_working_collection(backend):
+    """The first write of a model version creates its collection; a caller's deadline cancelling
+    that write must not leave a half-made collection or a second one behind."""
+    t, ctx = tenant(), os.urandom(32)
+    first = asyncio.create_task(backend.upsert(point(t, ctx, unit(1, 0), "cut-off")))
+    await asyncio.sleep(0)  # the creation is under way
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    await backend.upsert(point(t, ctx, unit(0, 1), "second"))
+    await backend.upsert(point(t, ctx, unit(1, 1), "third"))
+    found = await ids(backend, query(t, ctx, unit(0, 1)))
+    assert found in (["second", "third"], ["second", "third", "cut-off"])  # the cut-off write may have landed
+
+
 async def test_concurrent_upserts_and_searches(backend):
     t, ctx = tenant(), os.urandom(32)
     rng = np.random.default_rng(7)

@@ -15,9 +15,9 @@ class EmbedderClient(GrpcClient):
         super().__init__(addr, timeout_s=timeout_s, breaker=breaker)
         self._stub = embedder_pb2_grpc.EmbedderServiceStub(self.channel)
 
-    async def embed(self, texts: list[str]) -> tuple[np.ndarray, common_pb2.ModelInfo]:
+    async def embed(self, texts: list[str], timeout_s: float | None = None) -> tuple[np.ndarray, common_pb2.ModelInfo]:
         """float32 array [len(texts), dimension], L2-normalised, and the model that made it."""
-        reply = await self.call(self._stub.Embed, embedder_pb2.EmbedRequest(texts=texts))
+        reply = await self.call(self._stub.Embed, embedder_pb2.EmbedRequest(texts=texts), timeout_s)
         vectors = np.array([list(e.values) for e in reply.embeddings], dtype=np.float32)
         return vectors.reshape(len(texts), reply.model.dimension), reply.model
 

@@ -17,13 +17,13 @@ class SemanticIndexClient(GrpcClient):
 
     async def upsert(
         self, scope: common_pb2.Scope, context_hash: bytes, vector: Sequence[float], prompt: str, entry_id: str,
-        expires_at_ms: int, model_version: str,
+        expires_at_ms: int, model_version: str, timeout_s: float | None = None,
     ) -> None:  # fmt: skip
         request = semantic_index_pb2.SemanticUpsertRequest(
             scope=scope, context_hash=context_hash, vector=vector, prompt=prompt, entry_id=entry_id,
             expires_at_ms=expires_at_ms, model_version=model_version,
         )  # fmt: skip
-        await self.call(self._stub.Upsert, request)
+        await self.call(self._stub.Upsert, request, timeout_s)
 
     async def search(
         self, scope: common_pb2.Scope, context_hash: bytes, vector: Sequence[float], *, k: int,

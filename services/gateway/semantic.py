@@ -20,6 +20,8 @@ from services.gateway.semantic_key import SemanticParts
 
 log = get_logger("deja.gateway.semantic")
 
+WRITE_TIMEOUT_S = 5.0  # deadline of the background embed + index write after a miss
+
 
 @dataclass(frozen=True)
 class SemanticHit:
@@ -99,9 +101,11 @@ class SemanticTier:
     ) -> None:
         """Index a freshly stored answer under its question (runs after the response was sent)."""
         vector, version = (lookup.vector, lookup.model_version) if lookup and lookup.vector is not None else (None, "")
+        # Nobody waits for this write, so it gets a roomier deadline than the lookup's budget: a
+        # model version's first write creates its collection, which can take a second on a busy node.
         if vector is None:
-            vectors, model = await self.embedder.embed([parts.query])
+            vectors, model = await self.embedder.embed([parts.query], WRITE_TIMEOUT_S)
             vector, version = vectors[0], model.model_version
         await self.index.upsert(
-            scope, parts.context_hash, vector.tolist(), parts.query, entry_id, expires_at_ms, version
+            scope, parts.context_hash, vector.tolist(), parts.query, entry_id, expires_at_ms, version, WRITE_TIMEOUT_S
         )

@@ -90,7 +90,9 @@ class EdgeBackend:
         self._collections = collections  # by model_version
         self._prefix = prefix
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="semantic-edge")
-        self._create_lock = asyncio.Lock()
+        # Creations in flight, by model version: shared by concurrent upserts and shielded from
+        # their cancellation (a caller's deadline must not cut a half-built shard from the map).
+        self._creating: dict[str, asyncio.Future[_Collection]] = {}
         self._closed = False
 
     # -- opening and closing -----------------------------------------------------------
@@ -210,14 +212,21 @@ class EdgeBackend:
         return _Collection(name, model_version, dimension, shard)
 
     async def _collection_for(self, point: IndexPoint) -> _Collection:
-        collection = self._collections.get(point.model_version)
-        if collection is None:
-            async with self._create_lock:
-                collection = self._collections.get(point.model_version)
-                if collection is None:
-                    collection = await self._run(self._create, point.model_version, point.vector.size)
-                    self._collections[point.model_version] = collection
-        return collection
+        version = point.model_version
+        collection = self._collections.get(version)
+        if collection is not None:
+            return collection
+        creating = self._creating.get(version)
+        if creating is None:
+            creating = asyncio.ensure_future(self._run(self._create, version, point.vector.size))
+            self._creating[version] = creating
+            creating.add_done_callback(functools.partial(self._created, version))  # runs before any waiter resumes
+        return await asyncio.shield(creating)
+
+    def _created(self, version: str, creating: asyncio.Future[_Collection]) -> None:
+        del self._creating[version]
+        if not creating.cancelled() and creating.exception() is None:
+            self._collections[version] = creating.result()
 
     async def _each(self, fn) -> list:
         """Run fn(shard) for every collection, one after another, off the event loop."""
