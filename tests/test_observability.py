@@ -192,6 +192,7 @@ def test_metrics_count_outcomes_tiers_tokens_and_rpcs(traced):
     store = httpx.get(f"http://127.0.0.1:{running.metrics_ports['store']}/metrics").text
     assert _value(store, 'deja_grpc_server_handled_total{code="OK",method="/deja.v1.StoreService/Get"}') >= 2
     assert "grpc.health" not in store
+    assert "deja_store_entries " in store and "deja_store_bytes " in store
     embedder = httpx.get(f"http://127.0.0.1:{running.metrics_ports['embedder']}/metrics").text
     assert _value(embedder, "deja_embedder_batch_texts_count") >= 1
     verifier = httpx.get(f"http://127.0.0.1:{running.metrics_ports['verifier']}/metrics").text

@@ -13,7 +13,7 @@ from deja.cluster import free_port
 from deja.grpc_server import run_grpc_service
 from deja.v1 import common_pb2, store_pb2, store_pb2_grpc
 from services.store.main import SERVICE_NAME
-from services.store.redis_store import InvalidRequest, RedisExactStore
+from services.store.redis_store import InvalidRequest, RedisExactStore, totals
 from services.store.servicer import StoreServicer
 
 pytestmark = pytest.mark.integration
@@ -213,3 +213,11 @@ async def test_health_is_not_serving_while_redis_is_unreachable():
         await client.close()
     stop.set()
     await server
+
+
+async def test_totals_count_tenants_live_entries_and_bytes_across_tenants(store):
+    before = await totals(store.redis)
+    a, b = scope(), scope()
+    sizes = [(await store.put(where, os.urandom(32), entry(), 0)).size_bytes for where in (a, a, b)]
+    after = await totals(store.redis)
+    assert [x - y for x, y in zip(after, before, strict=True)] == [2, 3, sum(sizes)]

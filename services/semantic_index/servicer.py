@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 
 import grpc
+from prometheus_client import Gauge
 
 from deja.logs import get_logger
 from deja.v1 import semantic_index_pb2 as pb
@@ -27,6 +28,8 @@ from services.semantic_index.backend import (
 )
 
 log = get_logger("deja.semantic")
+
+POINTS = Gauge("deja_semantic_points", "live points in the index, all tenants (refreshed every purge interval)")
 
 MAX_INVALIDATE_IDS = 10_000
 
@@ -132,6 +135,8 @@ async def purge_periodically(backend: SemanticBackend, interval_s: float) -> Non
             continue
         if purged:
             log.info("semantic_purged", points=purged)
+        with contextlib.suppress(Exception):
+            POINTS.set(await backend.count())
 
 
 async def stop_task(task: asyncio.Task) -> None:

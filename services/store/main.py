@@ -15,6 +15,7 @@ from services.store.servicer import StoreServicer
 from services.store.sessions.settings import SessionSettings
 from services.store.sessions.wiring import SessionService
 from services.store.settings import StoreSettings
+from services.store.totals import refresh_totals
 
 SERVICE_NAME = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
 
@@ -33,8 +34,10 @@ async def serve(settings: StoreSettings, session_settings: SessionSettings) -> N
         session_settings, settings.redis_url, timeout_ms=settings.redis_timeout_ms, pool_size=settings.redis_pool_size
     )
     sessions.start()
+    refresher = asyncio.create_task(refresh_totals(store))
 
     async def stop() -> None:
+        refresher.cancel()
         await sessions.close()
         await store.close()
 

@@ -150,6 +150,10 @@ class RedisExactStore:
         )
         return cls(aioredis.Redis(connection_pool=pool), **limits)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
     async def close(self) -> None:
         await self._redis.aclose()
 
@@ -245,3 +249,19 @@ class RedisExactStore:
             feedback_correct=correct,
             feedback_incorrect=incorrect,
         )
+
+
+async def totals(client: aioredis.Redis, now_ms: int | None = None) -> tuple[int, int, int]:
+    """(tenants, live entries, bytes) over every tenant, for metrics: one SCAN pass, O(tenants).
+
+    Bytes include entries expired since the last lazy trim, so they may run a little high."""
+    now_ms = now_ms or _now_ms()
+    tenants = entries = nbytes = 0
+    async for idx in client.scan_iter(match="deja:{*}:idx", count=500):
+        prefix = idx[: -len(b":idx")] if isinstance(idx, bytes) else idx[: -len(":idx")]
+        stats = prefix + (b":stats" if isinstance(prefix, bytes) else ":stats")
+        live, size = await client.pipeline(transaction=False).zcount(idx, now_ms, "+inf").hget(stats, "bytes").execute()
+        tenants += 1
+        entries += int(live)
+        nbytes += max(0, int(size or 0))
+    return tenants, entries, nbytes
