@@ -16,7 +16,7 @@ class MockSettings:
     latency_ms: int = setting("DEJA_MOCK_LATENCY_MS", 300, "simulated provider latency per request", minimum=0)
     models: str = setting(
         "DEJA_MOCK_MODELS",
-        "gpt-4o-mini,gpt-4o,mock-1,claude-sonnet-4-5,claude-haiku-4-5",
+        "gpt-4o-mini,gpt-4o,mock-1,claude-sonnet-4-6,claude-haiku-4-5",
         "comma-separated models it knows (both APIs)",
     )
 
