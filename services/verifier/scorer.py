@@ -10,14 +10,15 @@ averaged before the logit -> probability step. Averaging logits (rather than pro
 keeps one confident direction from being flattened by the sigmoid's saturation, and it is
 exactly symmetric: score(a, [b]) == score(b, [a]).
 
-Logit -> probability goes through a `Calibration`. Today that is the plain sigmoid: the
-bundled ms-marco model is not calibrated for same intent (or at all), so its "probability"
-is only a monotone score. The trained verifier ships with a fitted calibration (e.g. Platt
-scaling or isotonic on a held-out split) and passes it here; nothing else changes.
+Logit -> probability goes through a `Calibration`: the model folder's `calibration.json` (Platt
+scaling fitted on held-out dev pairs, shipped with the trained verifier; `load_calibration`), so
+the gateway's threshold is a maximum accepted error probability. A folder without one (the
+bundled ms-marco model) gets the plain sigmoid: a monotone score, not a probability.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +37,18 @@ Calibration = Callable[[np.ndarray], np.ndarray]
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Uncalibrated logit -> (0, 1); the tanh form does not overflow for large |logit|."""
     return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
+def load_calibration(model_dir: Path) -> Calibration | None:
+    """`calibration.json` next to the model ({"method": "platt", "a", "b"}) -> sigmoid(a * logit + b)."""
+    path = model_dir / "calibration.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("method") != "platt":
+        raise ValueError(f"{path}: unknown calibration method {record.get('method')!r}")
+    a, b = float(record["a"]), float(record["b"])
+    return lambda logits: sigmoid(a * logits + b)
 
 
 class PairScorer(Protocol):
@@ -159,4 +172,5 @@ def load_scorer(settings) -> PairScorer:
         model_id=settings.resolved_model_id(),
         max_length=settings.max_length,
         threads=settings.threads,
+        calibration=load_calibration(settings.resolved_model_dir()),
     )
