@@ -65,6 +65,7 @@ class TritonServer:
     model_repository: Path = MODEL_REPOSITORY
     venv: Path = VENV
     workdir: Path | None = None  # backend directory goes here; None: a temporary directory
+    models: tuple[str, ...] = ()  # load only these (explicit model control); empty: every model
     exit_timeout_s: int = 2
     popen: subprocess.Popen | None = field(default=None, repr=False)
     _tmp: Path | None = field(default=None, repr=False)
@@ -109,6 +110,8 @@ class TritonServer:
         ]
         if self.config_name:
             argv.append(f"--model-config-name={self.config_name}")
+        if self.models:
+            argv += ["--model-control-mode=explicit", *(f"--load-model={name}" for name in self.models)]
         argv += (
             [f"--http-port={self.http_port}", "--http-address=127.0.0.1"] if self.http_port else ["--allow-http=false"]
         )

@@ -14,6 +14,7 @@ from opentelemetry import propagate, trace
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from deja.clients.base import DependencyError, DependencyTimeout, DependencyUnavailable
+from deja.settings import ConfigError
 
 _MAX_MESSAGE = 2**31 - 1  # tritonclient's own default: batches of long texts exceed gRPC's 4 MiB
 # After Triton restarts, reconnect within a second instead of gRPC's default backoff (up to 120 s).
@@ -48,6 +49,14 @@ def translate(exc: InferenceServerException, where: str) -> DependencyError:
     if status in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED", "StatusCode.NOT_FOUND"):
         return TritonUnavailable(message)
     return TritonBadResponse(message)
+
+
+def connect(url: str, model: str, *, timeout_ms: int, tracer: str, setting: str) -> TritonModel:
+    """At start-up: the model on its server, or a ConfigError naming `setting` (a message, not a traceback)."""
+    try:
+        return TritonModel(url, model, timeout_s=timeout_ms / 1000, tracer=tracer)
+    except DependencyError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None
 
 
 class TritonModel:

@@ -18,20 +18,12 @@ import shutil
 import sys
 from pathlib import Path
 
-import blake3
+from services.embedder.backends import file_version  # the hash the ONNX backends report
 
 REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 PARAMETER = "deja_model_version"
 _LINE = re.compile(rf'^parameters {{ key: "{PARAMETER}" value: {{ string_value: "[0-9a-f]*" }} }}\n?', re.M)
 _COMMENT = "# Written by `make models` (deploy/triton/prepare_repository.py): blake3 of 1/model.onnx, 16 hex.\n"
-
-
-def file_version(path: Path) -> str:
-    hasher = blake3.blake3()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()[:16]
 
 
 def place_verifier(repository: Path) -> None:

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deja.clients.base import DependencyError
-from deja.clients.triton import VERSION_PARAMETER, TritonModel
+from deja.clients.triton import VERSION_PARAMETER, TritonModel, connect
 from deja.settings import ConfigError
 from services.embedder.backends import DIMENSION, MODEL_ID, LengthSortedBackend, ModelInfo, resolve
 from services.embedder.settings import EmbedderSettings
@@ -38,26 +37,24 @@ class TritonBackend(LengthSortedBackend):
             raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
         rows = min(batch_size, model.max_batch_size) if model.max_batch_size else batch_size
         super().__init__(tokenizer_path, max_tokens=max_tokens, batch_size=rows, pad_to=PAD_TO)
-        self._model = model
+        self.model = model
         self.info = ModelInfo(MODEL_ID, version, DIMENSION, "triton")
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self._model.infer({"input_ids": ids, "attention_mask": mask}, OUTPUT)
+        return self.model.infer({"input_ids": ids, "attention_mask": mask}, OUTPUT)
 
     def close(self) -> None:
-        self._model.close()
+        self.model.close()
 
 
 def create(settings: EmbedderSettings) -> TritonBackend:
-    try:
-        model = TritonModel(
-            settings.triton_url,
-            settings.triton_model,
-            timeout_s=settings.triton_timeout_ms / 1000,
-            tracer="deja.embedder",
-        )
-    except DependencyError as exc:  # at start-up: say which setting points where, without a traceback
-        raise ConfigError(f"DEJA_EMBEDDER_TRITON_URL: {exc}") from None
+    model = connect(
+        settings.triton_url,
+        settings.triton_model,
+        timeout_ms=settings.triton_timeout_ms,
+        tracer="deja.embedder",
+        setting="DEJA_EMBEDDER_TRITON_URL",
+    )
     return TritonBackend(
         model,
         resolve(settings.tokenizer_path) if settings.tokenizer_path else None,

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from deja.clients.base import DependencyError
-from deja.clients.triton import VERSION_PARAMETER, TritonModel
+from deja.clients.triton import VERSION_PARAMETER, TritonModel, connect
 from deja.logs import get_logger
 from deja.settings import ConfigError
 from deja.v1 import common_pb2
-from services.verifier.scorer import Calibration, CrossEncoderScorer
+from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration
 from services.verifier.settings import VerifierSettings
 
 log = get_logger("deja.verifier")
@@ -66,18 +65,17 @@ class TritonPairScorer(CrossEncoderScorer):
 
 
 def create(settings: VerifierSettings) -> TritonPairScorer:
-    try:
-        model = TritonModel(
-            settings.triton_url,
-            settings.triton_model,
-            timeout_s=settings.triton_timeout_ms / 1000,
-            tracer="deja.verifier",
-        )
-    except DependencyError as exc:  # at start-up: say which setting points where, without a traceback
-        raise ConfigError(f"DEJA_VERIFIER_TRITON_URL: {exc}") from None
+    model = connect(
+        settings.triton_url,
+        settings.triton_model,
+        timeout_ms=settings.triton_timeout_ms,
+        tracer="deja.verifier",
+        setting="DEJA_VERIFIER_TRITON_URL",
+    )
     return TritonPairScorer(
         model,
         settings.resolved_model_dir() / "tokenizer.json",
         model_id=settings.resolved_model_id(),
         max_length=settings.max_length,
+        calibration=load_calibration(settings.resolved_model_dir()),
     )

@@ -1,0 +1,262 @@
+"""The triton backends against a REAL Triton server (nvidia-pytriton's tritonserver in .venv-triton,
+CPU configs of deploy/triton/model_repository): congruence with the ONNX Runtime backends, model
+versions, errors (server gone, deadline), the embedder service end to end and a whole cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from deja.clients import DependencyTimeout, DependencyUnavailable, EmbedderClient
+from deja.clients.triton import VERSION_PARAMETER, TritonModel
+from deja.cluster import free_port
+from deja.settings import load
+from deja.triton_server import MODEL_REPOSITORY, TritonServer
+from services.embedder import triton_backend
+from services.embedder.backends import create_backend, file_version
+from services.embedder.settings import EmbedderSettings
+from services.verifier import triton_scorer
+from services.verifier.onnx_scorer import OnnxPairScorer
+from services.verifier.scorer import load_scorer
+from services.verifier.settings import VerifierSettings
+from tests.conftest import make_cluster, sdk, upstream_calls
+from tests.test_embedder import _serve
+
+TEXTS = [
+    "How do I center a div?",
+    "a",
+    "",
+    "Wie zentriere ich ein div-Element mit CSS?",
+    "日本語で質問します。リストを逆順に並べ替えるには",
+    "emoji 🎉🚀 and accents: café, naïve, São Paulo",
+    "Explain the difference between a process and a thread. " * 80,  # truncated to 256 tokens
+    *(f"question {i}: how do I {'really ' * (i % 23)}sort a list of {i} numbers in Python?" for i in range(150)),
+]  # 157 texts: several runs of several bucket widths, more rows than the model's max_batch_size (64)
+
+QUERY = "How do I sort a list in ascending order?"
+CANDIDATES = [
+    "How do I sort a list in descending order?",  # the trap: same words, opposite intent
+    "sort a list ascending in python",
+    "What is the capital of France?",
+    "How do I sort a list in ascending order?",
+    "Explain how quicksort partitions an array around a pivot element, step by step.",
+]
+
+
+@pytest.fixture(scope="module")
+def triton(tmp_path_factory):
+    log = tmp_path_factory.mktemp("triton") / "tritonserver.log"
+    server = TritonServer(grpc_port=free_port(), http_port=0, metrics_port=0)
+    server.start(log_path=log)
+    yield server
+    server.stop()
+
+
+def embedder_settings(url: str, **env: str) -> EmbedderSettings:
+    return load(EmbedderSettings, {"DEJA_EMBEDDER_BACKEND": "triton", "DEJA_EMBEDDER_TRITON_URL": url, **env})
+
+
+def verifier_settings(url: str) -> VerifierSettings:
+    return load(VerifierSettings, {"DEJA_VERIFIER_BACKEND": "triton", "DEJA_VERIFIER_TRITON_URL": url})
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder():
+    return create_backend(load(EmbedderSettings, {}))
+
+
+@pytest.fixture(scope="module")
+def triton_embedder(triton):
+    return triton_backend.create(embedder_settings(triton.grpc_url))
+
+
+# -- the model repository (no server) ----------------------------------------------------
+
+
+def configs(model: str) -> list[model_config_pb2.ModelConfig]:
+    paths = [MODEL_REPOSITORY / model / "config.pbtxt", MODEL_REPOSITORY / model / "configs" / "cpu.pbtxt"]
+    return [text_format.Parse(p.read_text(), model_config_pb2.ModelConfig()) for p in paths]
+
+
+@pytest.mark.parametrize("model", ["embedder", "verifier"])
+def test_every_config_carries_the_version_of_its_model_file(model):
+    version = file_version(MODEL_REPOSITORY / model / "1" / "model.onnx")
+    for config in configs(model):
+        assert config.name == model and config.platform == "onnxruntime_onnx"
+        assert config.parameters[VERSION_PARAMETER].string_value == version
+
+
+def test_verifier_configs_match_its_graph_and_batch_only_independent_rows():
+    settings = load(VerifierSettings, {})
+    scorer = OnnxPairScorer(settings.resolved_model_dir(), model_id=settings.resolved_model_id())
+    assert scorer.info.model_version == file_version(MODEL_REPOSITORY / "verifier" / "1" / "model.onnx")
+    gpu, cpu = configs("verifier")
+    kinds = [model_config_pb2.ModelInstanceGroup.Kind.Name(c.instance_group[0].kind) for c in (gpu, cpu)]
+    assert kinds == ["KIND_GPU", "KIND_CPU"]
+    graph = scorer._session
+    for config in (gpu, cpu):
+        assert [i.name for i in config.input] == [i.name for i in graph.get_inputs()]
+        assert [o.name for o in config.output] == [o.name for o in graph.get_outputs()] == ["logits"]
+        # Triton merges concurrent requests only under dynamic batching; rows that move each other
+        # (the int8 model) would then get scores that depend on strangers' requests.
+        assert config.HasField("dynamic_batching") <= scorer.batches_candidates
+
+
+# -- congruence with the ONNX Runtime backends -------------------------------------------
+
+
+@pytest.mark.integration
+def test_embeddings_match_the_onnx_backend(onnx_embedder, triton_embedder):
+    expected, got = onnx_embedder.embed(TEXTS), triton_embedder.embed(TEXTS)
+    assert got.shape == (len(TEXTS), 384) and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(expected * got, axis=1))) >= 0.9999
+    # a text's vector does not depend on the call it came in (bucket padding, run cuts)
+    alone = triton_embedder.embed([TEXTS[6]])[0]
+    assert float(alone @ got[6]) >= 0.9999
+    assert triton_embedder.embed([]).shape == (0, 384)
+
+
+@pytest.mark.integration
+def test_the_same_model_file_has_the_same_version_in_both_backends(onnx_embedder, triton_embedder):
+    onnx, triton = onnx_embedder.info, triton_embedder.info
+    assert (triton.model_id, triton.dimension, triton.backend) == (onnx.model_id, 384, "triton")
+    assert triton.model_version == onnx.model_version == file_version(MODEL_REPOSITORY / "embedder/1/model.onnx")
+
+
+@pytest.mark.integration
+def test_verifier_scores_match_the_onnx_backend(triton):
+    settings = verifier_settings(triton.grpc_url)
+    onnx, remote = load_scorer(load(VerifierSettings, {})), triton_scorer.create(settings)
+    assert remote.info.backend == "triton" and remote.info.model_version == onnx.info.model_version
+    assert remote.info.model_id == onnx.info.model_id
+    assert remote.batches_candidates == onnx.batches_candidates  # the same probe, through Triton
+    expected, got = onnx.score(QUERY, CANDIDATES), remote.score(QUERY, CANDIDATES)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    np.testing.assert_allclose(remote.score(CANDIDATES[0], [QUERY]), got[:1], atol=1e-6)  # symmetric
+    assert remote.score(QUERY, []).shape == (0,)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_a_tiny_deadline_is_a_timeout(triton):
+    model = TritonModel(triton.grpc_url, "embedder", timeout_s=5.0, tracer="test")
+    backend = triton_backend.TritonBackend(model)
+    model.timeout_s = 1e-6
+    with pytest.raises(DependencyTimeout):
+        backend.embed(["a deadline nobody can meet"])
+    model.timeout_s = 5.0
+    assert backend.embed(["the same client recovers"]).shape == (1, 384)
+
+
+@pytest.mark.integration
+def test_a_stopped_server_is_unavailable_at_once_and_a_restarted_one_is_used_again(tmp_path):
+    server = TritonServer(grpc_port=free_port(), http_port=0, metrics_port=0, models=("embedder",))
+    server.start(log_path=tmp_path / "tritonserver.log")
+    try:
+        backend = triton_backend.create(embedder_settings(server.grpc_url, DEJA_EMBEDDER_TRITON_TIMEOUT_MS="5000"))
+        before = backend.embed(["still here?"])
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailable):
+            backend.embed(["still here?"])
+        assert time.monotonic() - started < 1.0  # refused, not waited out: far under the 5 s deadline
+        server.start(log_path=tmp_path / "tritonserver.log")
+        deadline = time.monotonic() + 10
+        while True:  # the long-lived client reconnects (backoff capped at 1 s)
+            try:
+                after = backend.embed(["still here?"])
+                break
+            except DependencyUnavailable:
+                assert time.monotonic() < deadline, "the client never reconnected"
+                time.sleep(0.1)
+        np.testing.assert_allclose(after, before, atol=1e-6)
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_an_unreachable_server_at_start_up_is_a_configuration_error():
+    from deja.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="DEJA_EMBEDDER_TRITON_URL"):
+        triton_backend.create(embedder_settings(f"127.0.0.1:{free_port()}"))
+    with pytest.raises(ConfigError, match="DEJA_VERIFIER_TRITON_URL"):
+        triton_scorer.create(verifier_settings(f"127.0.0.1:{free_port()}"))
+
+
+# -- the services --------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+async def test_the_embedder_service_on_triton_end_to_end(triton, onnx_embedder):
+    from services.embedder.main import SERVICE_NAME, build
+
+    pipeline = build(embedder_settings(triton.grpc_url))
+    port, stop = free_port(), asyncio.Event()
+    server = asyncio.create_task(_serve(pipeline, port, stop))
+    client = EmbedderClient(f"127.0.0.1:{port}", timeout_s=10.0)
+    try:
+        deadline = time.monotonic() + 10
+        while not await client.serving(SERVICE_NAME):
+            assert time.monotonic() < deadline, "embedder never became SERVING"
+            await asyncio.sleep(0.02)
+        info = await client.info()
+        assert (info.backend, info.model_version) == ("triton", onnx_embedder.info.model_version)
+        texts = [text for text in TEXTS[:12] if len(text) <= 100][:8]  # the limits of test_embedder._serve
+        vectors, model = await client.embed(texts)
+        assert model.backend == "triton"
+        assert float(np.min(np.sum(vectors * onnx_embedder.embed(texts), axis=1))) >= 0.9999
+
+        # Triton's timeout reaches the caller as a timeout (DEADLINE_EXCEEDED), not as an embedder bug
+        pipeline.backend.model.timeout_s = 1e-6
+        with pytest.raises(DependencyTimeout):
+            await client.embed(["this one cannot make it"])
+    finally:
+        stop.set()
+        await server
+        await client.close()
+
+
+def test_dependency_failures_keep_their_meaning_as_grpc_status():
+    from deja.clients.status import failure_status
+    from deja.clients.triton import TritonBadResponse, TritonTimeout, TritonUnavailable
+
+    assert failure_status(TritonTimeout("slow")) == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert failure_status(TritonUnavailable("down")) == grpc.StatusCode.UNAVAILABLE
+    assert failure_status(TritonBadResponse("odd")) == grpc.StatusCode.INTERNAL
+    assert failure_status(ValueError("bug")) == grpc.StatusCode.INTERNAL
+
+
+@pytest.mark.integration
+def test_a_cluster_on_triton_serves_a_verified_semantic_hit(tmp_path):
+    with make_cluster(tmp_path, semantic=True, backend="triton") as running:
+        client = sdk(running, "sk-triton-cluster")
+
+        def ask(question: str):
+            messages = [{"role": "user", "content": question}]
+            return client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+
+        first = ask("How do I center a div horizontally with CSS?")
+        assert first.headers["x-deja-cache"] == "miss"
+        deadline = time.monotonic() + 5  # the answer is stored, then indexed, after the response
+        while ask("How do I center a div horizontally with CSS?").headers["x-deja-cache"] != "hit-exact":
+            assert time.monotonic() < deadline, "the answer was never cached"
+            time.sleep(0.05)
+        time.sleep(0.3)  # the index write follows the store write (as in test_semantic_gateway)
+        raw = ask("How can I horizontally center a div using CSS?")
+        assert raw.headers["x-deja-cache"] == "hit-semantic"
+        assert float(raw.headers["x-deja-verifier-score"]) >= 0.5
+        assert raw.parse().choices[0].message.content == first.parse().choices[0].message.content
+        calls = upstream_calls(running)
+        assert ask("How can I horizontally center a div using CSS?").headers["x-deja-cache"] == "hit-exact"
+        assert upstream_calls(running) == calls
+        assert running.procs["triton"].running
