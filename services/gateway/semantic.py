@@ -59,12 +59,17 @@ class SemanticTier:
         self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float | None = None
     ) -> Lookup:
         """The best verified answer in `api_format`; `threshold` can only make the configured one stricter."""
-        threshold = self.threshold if threshold is None else max(threshold, self.threshold)
         try:
-            return await asyncio.wait_for(self._lookup(scope, parts, api_format, threshold), self.timeout_s)
+            return await asyncio.wait_for(
+                self._lookup(scope, parts, api_format, self.threshold_for(threshold)), self.timeout_s
+            )
         except (DependencyError, TimeoutError) as exc:
             log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
             return Lookup()
+
+    def threshold_for(self, requested: float | None) -> float:
+        """A request may ask for stricter verification (X-Deja-Threshold), never for looser."""
+        return self.threshold if requested is None else max(requested, self.threshold)
 
     async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float) -> Lookup:
         with observe.timed("embed"):
