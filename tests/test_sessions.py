@@ -145,6 +145,18 @@ async def test_an_idle_session_moves_wholly_to_the_archive_and_comes_back(make_m
     assert (await memory.get(ref))[0].created_at_ms == created
 
 
+async def test_a_lease_left_by_a_crashed_writer_does_not_stall_the_sweep_of_other_sessions(make_memory):
+    memory, stuck, other = make_memory(), new_ref("stuck"), new_ref("other")
+    for ref in (stuck, other):
+        await memory.append(ref, [msg("hello")])
+    token = await memory.hot.try_lock(stuck, 60_000)  # as a store process killed mid-move leaves it
+    assert await memory.archive_idle(now_ms() + DAY_MS) == 1
+    assert await hot_keys(memory, other) == [] and len(await hot_keys(memory, stuck)) == 3  # list, hash, lease
+    await memory.hot.unlock(stuck, token)
+    assert await memory.archive_idle(now_ms() + DAY_MS) == 1
+    assert await history(memory, stuck) == ["hello"]
+
+
 async def test_concurrent_appends_from_two_store_processes_lose_and_double_nothing(make_memory, tmp_path):
     # Two SessionMemory instances over one Redis and one archive directory, as two store
     # replicas would be; spills and idle sweeps run while the appends land.

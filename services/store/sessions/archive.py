@@ -12,14 +12,18 @@ A write goes to a temporary file in the same directory, is fsynced, renamed over
 and the directory is fsynced: after a crash there is the old file or the new one, never a mix.
 Callers serialise writes per session (`locks`); readers need no lock because rename is atomic.
 A file that cannot be parsed is moved aside (`*.corrupt-<ms>`) and reported, never half-read.
+Decoded sessions are kept in a small LRU keyed by the file's identity (inode, size, mtime), so
+reading an unchanged archive again costs one open and fstat, not a decompress and a parse.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -63,10 +67,51 @@ class Archived:
     vectors: np.ndarray  # float16 [len(messages), header.vector_dim]
 
 
+class _Decoded:
+    """LRU of decoded archives, bounded by their uncompressed size; safe across reader threads."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._used = 0
+        self._items: OrderedDict[Path, tuple[tuple, Archived]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, identity: tuple) -> Archived | None:
+        with self._lock:
+            item = self._items.get(path)
+            if item is None or item[0] != identity:
+                return None
+            self._items.move_to_end(path)
+            found = item[1]
+        # A new wrapper: callers may swap its header or vectors without touching the cached one.
+        return Archived(found.header, found.messages, found.vectors)
+
+    def put(self, path: Path, identity: tuple, archived: Archived) -> None:
+        size = archived.header.raw_bytes + archived.vectors.nbytes
+        if size > self._budget // 4:
+            return
+        with self._lock:
+            self._evict(path)
+            self._items[path] = (identity, archived)
+            self._used += size
+            while self._used > self._budget:
+                self._evict(next(iter(self._items)))
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            self._evict(path)
+
+    def _evict(self, path: Path) -> None:
+        item = self._items.pop(path, None)
+        if item is not None:
+            self._used -= item[1].header.raw_bytes + item[1].vectors.nbytes
+
+
 class Archive:
-    def __init__(self, root: Path, level: int = 9) -> None:
+    def __init__(self, root: Path, level: int = 9, cache_bytes: int = 64 << 20) -> None:
         self.root = root
         self.level = level
+        self._decoded = _Decoded(cache_bytes)
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, tenant: str, key: str) -> Path:
@@ -89,6 +134,11 @@ class Archive:
         path = self.path(tenant, key)
         try:
             with path.open("rb") as f:
+                stat = os.fstat(f.fileno())
+                identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+                cached = self._decoded.get(path, identity)
+                if cached is not None:
+                    return cached
                 header = self._header(f)
                 body = f.read(header.body_bytes)
                 raw_vectors = f.read(header.vector_bytes)
@@ -102,6 +152,8 @@ class Archive:
         except (ValueError, KeyError, TypeError, struct.error, zstandard.ZstdError) as exc:
             self._quarantine(path, exc)
             return None
+        archived = Archived(header, messages, vectors)
+        self._decoded.put(path, identity, archived)
         return Archived(header, messages, vectors)
 
     @staticmethod
@@ -112,6 +164,7 @@ class Archive:
         return Header(**orjson.loads(f.read(length)))
 
     def _quarantine(self, path: Path, exc: Exception) -> None:
+        self._decoded.forget(path)
         aside = path.with_name(f"{path.name}.corrupt-{time.time_ns() // 1_000_000}")
         log.error("session_archive_corrupt", path=str(path), moved_to=aside.name, error=repr(exc))
         try:
@@ -151,12 +204,14 @@ class Archive:
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
+            self._decoded.forget(path)
         _fsync_dir(path.parent)
         archived.header = header
         return len(data)
 
     def delete(self, tenant: str, key: str) -> bool:
         path = self.path(tenant, key)
+        self._decoded.forget(path)
         try:
             path.unlink()
         except FileNotFoundError:

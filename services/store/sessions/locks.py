@@ -24,13 +24,14 @@ class SessionLocks:
         self._local: dict[Ref, tuple[asyncio.Lock, int]] = {}  # lock, holders + waiters
 
     @contextlib.asynccontextmanager
-    async def hold(self, ref: Ref) -> AsyncIterator[None]:
+    async def hold(self, ref: Ref, wait_s: float | None = None) -> AsyncIterator[None]:
+        """Raises SessionBusy if the lease is not ours within `wait_s` (default: the configured wait)."""
         lock, users = self._local.get(ref, (None, 0))
         lock = lock or asyncio.Lock()
         self._local[ref] = (lock, users + 1)
         try:
             async with lock:
-                token = await self._lease(ref)
+                token = await self._lease(ref, self._wait_s if wait_s is None else wait_s)
                 try:
                     yield
                 finally:
@@ -42,8 +43,8 @@ class SessionLocks:
             else:
                 self._local[ref] = (lock, users - 1)
 
-    async def _lease(self, ref: Ref) -> str:
-        deadline = time.monotonic() + self._wait_s
+    async def _lease(self, ref: Ref, wait_s: float) -> str:
+        deadline = time.monotonic() + wait_s
         pause = 0.005
         while True:
             token = await self._hot.try_lock(ref, self._lease_ms)

@@ -24,7 +24,7 @@ from deja.v1 import sessions_pb2
 from services.store.redis_store import InvalidRequest
 from services.store.sessions.archive import Archive, Archived, Header
 from services.store.sessions.hot import Appended, HotWindow, Snapshot
-from services.store.sessions.locks import SessionLocks
+from services.store.sessions.locks import SessionBusy, SessionLocks
 from services.store.sessions.records import ROLES, Message, Ref
 from services.store.sessions.relevance import TurnEmbedder, missing_rows, rank
 from services.store.sessions.settings import SessionSettings
@@ -34,6 +34,7 @@ log = get_logger("deja.store.sessions")
 MAX_APPEND = 100  # messages in one Append
 PAGE_BYTES = 1 << 20  # a Get page stops growing past this much content
 FILL_LIMIT = 256  # most missing vectors filled in one archive write
+MAINTENANCE_WAIT_S = 0.5  # the sweep skips a session whose lease is held (till its next round)
 
 
 def now_ms() -> int:
@@ -114,10 +115,12 @@ class SessionMemory:
         except Exception as exc:  # retried by the next append over the limit, or the idle sweep
             log.warning("session_spill_failed", session=ref.key, error=repr(exc))
 
-    async def move_to_archive(self, ref: Ref, *, whole: bool = False, idle_before_ms: int | None = None) -> int:
+    async def move_to_archive(
+        self, ref: Ref, *, whole: bool = False, idle_before_ms: int | None = None, wait_s: float | None = None
+    ) -> int:
         """Move the messages beyond the window (all of them with `whole`) to the archive.
         With `idle_before_ms`, only if the session has had no append since. Returns how many stay hot."""
-        async with self.locks.hold(ref):
+        async with self.locks.hold(ref, wait_s):
             snapshot = await self.hot.snapshot(ref)
             if not snapshot.exists:
                 return 0
@@ -255,7 +258,12 @@ class SessionMemory:
                 if session_id is None:  # its hot keys expired or were deleted
                     await self.hot.forget(tenant, key)
                     continue
-                left = await self.move_to_archive(Ref(tenant, session_id), whole=True, idle_before_ms=cutoff)
+                try:
+                    left = await self.move_to_archive(
+                        Ref(tenant, session_id), whole=True, idle_before_ms=cutoff, wait_s=MAINTENANCE_WAIT_S
+                    )
+                except SessionBusy:
+                    continue  # being moved elsewhere, or a crashed writer's lease: next round
                 moved += left == 0
         return moved
 
@@ -270,20 +278,27 @@ class SessionMemory:
             if header is None:
                 continue
             ref = Ref(tenant, header.session_id)
-            if retention_ms and header.updated_at_ms < now - retention_ms:
-                purged += await self._purge(ref, now - retention_ms)
-            elif header.unembedded and embedder_up:
-                async with self.locks.hold(ref):
-                    archived = await asyncio.to_thread(self.archive.read, tenant, key)
-                    outcome = await self._fill_vectors(archived, FILL_LIMIT) if archived else False
-                    if outcome:
-                        await asyncio.to_thread(self.archive.write, key, archived)
-                        filled += 1
-                embedder_up = outcome is not None  # down: leave the rest for the next round
+            try:
+                if retention_ms and header.updated_at_ms < now - retention_ms:
+                    purged += await self._purge(ref, now - retention_ms)
+                elif header.unembedded and embedder_up:
+                    outcome = await self._fill(ref)
+                    filled += bool(outcome)
+                    embedder_up = outcome is not None  # down: leave the rest for the next round
+            except SessionBusy:
+                continue
         return purged, filled
 
+    async def _fill(self, ref: Ref) -> bool | None:
+        async with self.locks.hold(ref, MAINTENANCE_WAIT_S):
+            archived = await asyncio.to_thread(self.archive.read, ref.tenant, ref.key)
+            outcome = await self._fill_vectors(archived, FILL_LIMIT) if archived else False
+            if outcome:
+                await asyncio.to_thread(self.archive.write, ref.key, archived)
+            return outcome
+
     async def _purge(self, ref: Ref, cutoff: int) -> bool:
-        async with self.locks.hold(ref):
+        async with self.locks.hold(ref, MAINTENANCE_WAIT_S):
             if (await self.hot.snapshot(ref, 1)).exists:
                 return False  # active again: its archive is part of a live session
             header = await asyncio.to_thread(self.archive.header, ref.tenant, ref.key)
