@@ -200,3 +200,17 @@ from:
         {{- include "deja.selectorLabels" (list $root .) | nindent 8 }}
 {{- end }}
 {{- end -}}
+
+{{/* (list $ deployedComponents tritonDeployed) -> ingress rules of an OTLP receiver: gRPC (4317)
+     from the Deja services' Python SDK, HTTP (4318) from Triton's exporter. */}}
+{{- define "deja.netpolOtlp" -}}
+{{- $root := index . 0 -}}
+- ports:
+    - port: 4317
+  {{- include "deja.netpolFrom" (list $root (index . 1)) | nindent 2 }}
+{{- if index . 2 }}
+- ports:
+    - port: 4318
+  {{- include "deja.netpolFrom" (list $root (list "triton")) | nindent 2 }}
+{{- end }}
+{{- end -}}
