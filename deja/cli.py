@@ -50,13 +50,18 @@ def _cluster(args: argparse.Namespace) -> None:
 def settings_classes() -> list[type]:
     """Every service's settings, in the order the README's configuration table lists them."""
     from services.embedder.settings import EmbedderSettings
+    from services.gateway.memory import MemorySettings
     from services.gateway.settings import GatewaySettings
     from services.mock_provider.main import MockSettings
     from services.semantic_index.settings import SemanticIndexSettings
+    from services.store.sessions.settings import SessionSettings
     from services.store.settings import StoreSettings
     from services.verifier.settings import VerifierSettings
 
-    return [GatewaySettings, StoreSettings, EmbedderSettings, SemanticIndexSettings, VerifierSettings, MockSettings]
+    return [
+        GatewaySettings, MemorySettings, StoreSettings, SessionSettings, EmbedderSettings, SemanticIndexSettings,
+        VerifierSettings, MockSettings,
+    ]  # fmt: skip
 
 
 def _config(args: argparse.Namespace) -> None:
