@@ -3,7 +3,7 @@
 MLX is Apple's array framework (Metal on Apple silicon; `mlx[cpu]` runs the same code on Linux,
 which is how CI tests it). Weights are plain `mx.array`s named like Hugging Face's `BertModel`
 (`embeddings.word_embeddings.weight`, `encoder.layer.3.attention.self.query.weight`, Linear
-weights `[out, in]`), so a sentence-transformers `model.safetensors` loads as it is and the
+weights given `[out, in]`), so a sentence-transformers `model.safetensors` loads as it is and the
 verifier's ONNX initializers are renamed to these names once (services/verifier/onnx_weights.py).
 `pooler.dense` and `classifier` are built only when the weights have them (cross-encoders).
 
@@ -35,10 +35,25 @@ class BertShape:
     layer_norm_eps: float
 
 
+class _Dense(nn.Module):
+    """A Linear layer that keeps its weight [in, out] and contiguous (given [out, in], see `from_weights`).
+
+    x @ W runs 2.3x faster than nn.Linear's x @ W.T on the reference BLAS that the mlx[cpu] wheel
+    bundles; on Apple silicon both are one GEMM."""
+
+    def __init__(self, dims_in: int, dims_out: int) -> None:
+        super().__init__()
+        self.weight = mx.zeros((dims_in, dims_out))
+        self.bias = mx.zeros((dims_out,))
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return x @ self.weight + self.bias
+
+
 class _Linear(nn.Module):
     def __init__(self, dims_in: int, dims_out: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(dims_in, dims_out)
+        self.dense = _Dense(dims_in, dims_out)
 
 
 class _AddNorm(nn.Module):
@@ -46,7 +61,7 @@ class _AddNorm(nn.Module):
 
     def __init__(self, dims_in: int, dims_out: int, eps: float) -> None:
         super().__init__()
-        self.dense = nn.Linear(dims_in, dims_out)
+        self.dense = _Dense(dims_in, dims_out)
         self.LayerNorm = nn.LayerNorm(dims_out, eps=eps)
 
     def __call__(self, x: mx.array, residual: mx.array) -> mx.array:
@@ -56,9 +71,9 @@ class _AddNorm(nn.Module):
 class _QKV(nn.Module):
     def __init__(self, hidden: int) -> None:
         super().__init__()
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
+        self.query = _Dense(hidden, hidden)
+        self.key = _Dense(hidden, hidden)
+        self.value = _Dense(hidden, hidden)
 
 
 class _Attention(nn.Module):
@@ -134,15 +149,14 @@ class Bert(nn.Module):
         if pooler:
             self.pooler = _Linear(hidden, hidden)
         if labels:
-            self.classifier = nn.Linear(hidden, labels)
+            self.classifier = _Dense(hidden, labels)
         self.hidden = hidden
         self.labels = labels
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, mx.array | np.ndarray], shape: BertShape) -> Bert:
-        """A model holding exactly `weights` (Hugging Face names, no `bert.` prefix), evaluated now."""
-        weights = {name: mx.array(w) if isinstance(w, np.ndarray) else w for name, w in weights.items()}
-        weights.pop("embeddings.position_ids", None)  # a buffer of checkpoints, not a weight
+        """A model holding exactly `weights` (Hugging Face names and layout, no `bert.` prefix), evaluated now."""
+        weights = {name: np.asarray(w) for name, w in weights.items() if name != "embeddings.position_ids"}
         layers = 0
         while f"encoder.layer.{layers}.attention.self.query.weight" in weights:
             layers += 1
@@ -160,6 +174,7 @@ class Bert(nn.Module):
             pooler="pooler.dense.weight" in weights,
             labels=weights["classifier.weight"].shape[0] if "classifier.weight" in weights else 0,
         )
+        weights = {name: mx.array(_dense_layout(name, w)) for name, w in weights.items()}
         model.load_weights(list(weights.items()), strict=True)  # names and shapes must all match
         mx.eval(model.parameters())  # load now, on this thread: later calls come from worker threads
         return model
@@ -191,6 +206,13 @@ class Bert(nn.Module):
             if "pooler" in self:
                 cls = mx.tanh(self.pooler.dense(cls))
             return np.array(self.classifier(cls), dtype=np.float32)
+
+
+def _dense_layout(name: str, weight: np.ndarray) -> np.ndarray:
+    """Linear weights [out, in] -> [in, out], contiguous (see _Dense); embedding tables and 1-D weights as they are."""
+    if weight.ndim == 2 and name.endswith(".weight") and not name.startswith("embeddings."):
+        return np.ascontiguousarray(weight.T)
+    return weight
 
 
 _local = threading.local()
