@@ -32,9 +32,12 @@ class OnnxPairScorer(CrossEncoderScorer):
         calibration: Calibration | None = None,
     ) -> None:
         weights = (model_dir / "model.onnx").read_bytes()
+        digest = blake3.blake3(weights)
+        for chunk in sorted(model_dir.glob("model.onnx.data*")):  # fp32 weights kept as external data (< 40 MB files)
+            digest.update(chunk.read_bytes())
         self._info = common_pb2.ModelInfo(
             model_id=model_id,
-            model_version=blake3.blake3(weights).hexdigest()[:16],
+            model_version=digest.hexdigest()[:16],
             dimension=0,
             backend="onnx",
         )
@@ -45,6 +48,8 @@ class OnnxPairScorer(CrossEncoderScorer):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # The verifier shares its cores with the embedder and the gateway: idle threads must sleep, not spin.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The graph is loaded from bytes: external-data files are looked up in the model's folder.
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model_dir))
         self._session = ort.InferenceSession(weights, options, providers=["CPUExecutionProvider"])
         del weights
 
