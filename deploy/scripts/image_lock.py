@@ -101,13 +101,11 @@ def wheel_hashes(pins: dict[str, str]) -> dict[str, set[str]]:
         for arch in ARCHES:
             report = Path(tmp) / f"{arch}.json"
             platforms = [f"--platform=manylinux_2_{minor}_{arch}" for minor in GLIBC_MINORS]
-            subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--no-deps",
-                 "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
-                 *platforms, "--target", str(Path(tmp) / "unused"), "--report", str(report),
-                 "-r", str(reqs)],
-                check=True,
-            )  # fmt: skip
+            # --dry-run --report resolves from the index's metadata and file hashes: no wheel is downloaded.
+            pip = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--no-deps"]
+            target = ["--only-binary=:all:", "--python-version=3.11", "--implementation=cp", *platforms]
+            target += ["--abi=cp311", "--abi=abi3", "--abi=none", f"--target={Path(tmp) / 'unused'}"]
+            subprocess.run([*pip, *target, f"--report={report}", "-r", str(reqs)], check=True)
             for item in json.loads(report.read_text())["install"]:
                 digest = item["download_info"]["archive_info"]["hashes"]["sha256"]
                 hashes[canonicalize_name(item["metadata"]["name"])].add(digest)
