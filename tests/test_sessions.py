@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import anthropic
 import httpx
 import pytest
 import redis
@@ -505,6 +506,41 @@ def test_a_long_conversation_overflows_into_the_archive_through_the_gateway(runn
     assert len(recent["messages"]) == 3 and len(context["recent"]) == 2
     # This cluster runs no embedder: relevance fails open, recent still answers.
     assert (context["relevant"], context["relevant_available"]) == ([], False)
+
+
+def test_anthropic_messages_are_recorded_and_recalled_in_the_same_sessions(running):
+    claude = anthropic.Anthropic(base_url=running.gateway_url, api_key="sk-tenant-a", max_retries=0, timeout=10)
+    session_id, model = f"claude-{uuid.uuid4().hex[:8]}", "claude-haiku-4-5"
+    memory = {"X-Session-ID": session_id}
+    said = claude.messages.create(
+        model=model, max_tokens=64, messages=[{"role": "user", "content": "My name is Ada."}], extra_headers=memory
+    )
+    with claude.messages.stream(
+        model=model,
+        max_tokens=64,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "I like tea."}]}],
+        extra_headers=memory,
+    ) as stream:
+        streamed = stream.get_final_text()
+    wait_until(lambda: len(session_history(running, session_id)) == 4, "both turns were recorded")
+    # the same key as a bearer token on the endpoints: one key, one tenant, whichever API wrote the turns
+    assert session_history(running, session_id) == [
+        ("user", "My name is Ada."), ("assistant", said.content[0].text),
+        ("user", "I like tea."), ("assistant", streamed),
+    ]  # fmt: skip
+
+    question = [{"role": "user", "content": f"What is my name? {uuid.uuid4().hex[:6]}"}]
+    plain = claude.messages.create(model=model, max_tokens=64, messages=question)
+    raw = claude.messages.with_raw_response.create(
+        model=model, max_tokens=64, messages=question, extra_headers={**memory, "X-Deja-Memory": "recall"}
+    )
+    assert raw.headers["x-deja-memory"] == "recalled=4" and raw.headers["x-deja-cache"] == "miss"
+    assert raw.parse().usage.input_tokens > plain.usage.input_tokens
+    with httpx.Client(base_url=f"{running.gateway_url}/v1", headers={"x-api-key": "sk-tenant-a"}) as http:
+        assert len(http.get(f"/sessions/{session_id}").json()["messages"]) == 6
+    with pytest.raises(anthropic.BadRequestError) as bad:  # errors in the route's own shape
+        claude.messages.create(model=model, max_tokens=8, messages=question, extra_headers={"X-Session-ID": "a b"})
+    assert bad.value.body["type"] == "error" and "X-Session-ID" in bad.value.body["error"]["message"]
 
 
 def test_session_endpoints_validate_input_and_hide_other_tenants_sessions(running):

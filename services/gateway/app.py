@@ -116,7 +116,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return await clients["memory"].around(request, clients["chat"].handle)
 
     async def anthropic_messages(request: Request) -> Response:
-        return await clients["messages"].handle(request)
+        return await clients["memory"].around(request, clients["messages"].handle, ANTHROPIC)
 
     async def stats(request: Request) -> Response:
         return await cache_stats(request, clients["store"])

@@ -12,6 +12,8 @@ Around the chat handler, for a request with `X-Session-ID` and an API key (the t
 Recordings of a session still in flight in this process are awaited before a recall or a
 read of that session (bounded), so a client that sends its next turn at once sees its last one.
 Without an API key there is no tenant, so the headers are ignored (the request is forwarded).
+Both APIs are served (OpenAI chat completions, Anthropic Messages): a key is one tenant in both,
+so one session may hold turns from either; errors come in the route's own error shape.
 """
 
 from __future__ import annotations
@@ -32,9 +34,13 @@ from deja.clients.sessions import SESSION_ID_RULE, SessionClient, is_valid_sessi
 from deja.logs import get_logger
 from deja.settings import check_addr, setting
 from deja.v1 import sessions_pb2
-from services.gateway.cache_policy import api_key_from, tenant_of
+from services.gateway.anthropic_format import ANTHROPIC
+from services.gateway.anthropic_sse import MessageAssembler
+from services.gateway.api_format import ApiFormat, StreamAssembly
+from services.gateway.cache_policy import tenant_of
 from services.gateway.chat import read_body
 from services.gateway.errors import ApiError
+from services.gateway.openai_format import OPENAI
 from services.gateway.sse import StreamAssembler
 
 log = get_logger("deja.gateway")
@@ -77,15 +83,18 @@ def _text(content: Any) -> str | None:
     return None
 
 
+def _user_turn(body: dict[str, Any]) -> str | None:
+    last = body["messages"][-1] if body["messages"] else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return None  # an assistant prefill or a tool result: not a new user turn
+    return _text(last.get("content"))  # tool_result blocks only (Anthropic): None
+
+
 class OpenAIMemory:
     """What memory needs to know of OpenAI chat completions."""
 
-    @staticmethod
-    def user_turn(body: dict[str, Any]) -> str | None:
-        last = body["messages"][-1] if body["messages"] else None
-        if not isinstance(last, dict) or last.get("role") != "user":
-            return None  # a tool result or an assistant prefill: not a new user turn
-        return _text(last.get("content"))
+    fmt: ApiFormat = OPENAI
+    user_turn = staticmethod(_user_turn)
 
     @staticmethod
     def answer(completion: dict[str, Any]) -> str | None:
@@ -112,11 +121,31 @@ class OpenAIMemory:
         return orjson.dumps({**body, "messages": [*messages[:lead], *history, *messages[lead:]]})
 
     @staticmethod
-    def assembler() -> StreamAssembler:
+    def assembler() -> StreamAssembly:
         return StreamAssembler()
 
 
-OPENAI = OpenAIMemory()
+class AnthropicMemory:
+    """What memory needs to know of Anthropic Messages (`system` is a field, not a message)."""
+
+    fmt: ApiFormat = ANTHROPIC
+    user_turn = staticmethod(_user_turn)
+
+    @staticmethod
+    def answer(message: dict[str, Any]) -> str | None:
+        return _text(message.get("content")) or None  # text blocks; thinking and tool_use are not kept
+
+    @staticmethod
+    def with_history(body: dict[str, Any], history: list[dict[str, str]]) -> bytes:
+        return orjson.dumps({**body, "messages": [*history, *body["messages"]]})
+
+    @staticmethod
+    def assembler() -> StreamAssembly:
+        return MessageAssembler()
+
+
+MemoryApi = OpenAIMemory | AnthropicMemory
+APIS: dict[str, MemoryApi] = {OPENAI.name: OpenAIMemory(), ANTHROPIC.name: AnthropicMemory()}
 
 
 def _with_body(request: Request, raw: bytes) -> Request:
@@ -162,7 +191,15 @@ class Memory:
 
     # -- the chat path -----------------------------------------------------------------------
 
-    async def around(self, request: Request, handler: Handler, api: OpenAIMemory = OPENAI) -> Response:
+    async def around(self, request: Request, handler: Handler, fmt: ApiFormat = OPENAI) -> Response:
+        """Run `handler` (the route's cache pipeline) with this request's memory headers applied."""
+        api = APIS[fmt.name]
+        try:
+            return await self._around(request, handler, api)
+        except ApiError as exc:
+            return fmt.error_response(exc)
+
+    async def _around(self, request: Request, handler: Handler, api: MemoryApi) -> Response:
         session_id = request.headers.get("x-session-id")
         mode = request.headers.get("x-deja-memory")
         if session_id is None:
@@ -175,7 +212,7 @@ class Memory:
         if mode is not None and mode.strip().lower() != "recall":
             raise ApiError(400, "X-Deja-Memory: the only mode is 'recall'", param="X-Deja-Memory",
                            code="invalid_memory_mode")  # fmt: skip
-        api_key = api_key_from(request.headers.get("authorization"))
+        api_key = api.fmt.api_key(request.headers)
         if api_key is None:
             return await handler(request)  # no tenant: nothing to record into or recall from
         ref = sessions_pb2.SessionRef(tenant=tenant_of(api_key), session_id=session_id)
@@ -202,7 +239,7 @@ class Memory:
         return response
 
     async def _recall(
-        self, ref: sessions_pb2.SessionRef, body: dict[str, Any], raw: bytes, api: OpenAIMemory
+        self, ref: sessions_pb2.SessionRef, body: dict[str, Any], raw: bytes, api: MemoryApi
     ) -> tuple[bytes, str]:
         """The body with the session's recent turns in front, and the X-Deja-Memory response header."""
         await self.settle(ref, self.settings.recall_timeout_ms / 1000)
@@ -215,6 +252,9 @@ class Memory:
             return raw, "unavailable"
         history = [{"role": m.role, "content": m.content} for m in recent or () if m.role in RECALLED_ROLES]
         while history:
+            if history[0]["role"] != "user":  # recalled history starts with a question (Anthropic requires it)
+                history = history[1:]
+                continue
             expanded = api.with_history(body, history)
             if len(expanded) <= self.max_body_bytes:
                 return expanded, f"recalled={len(history)}"
@@ -222,7 +262,7 @@ class Memory:
         return raw, "recalled=0"
 
     def _record_after(
-        self, response: Response, ref: sessions_pb2.SessionRef, user: sessions_pb2.SessionMessage, api: OpenAIMemory
+        self, response: Response, ref: sessions_pb2.SessionRef, user: sessions_pb2.SessionMessage, api: MemoryApi
     ) -> None:
         def record(completion: dict[str, Any] | None) -> None:
             answer = api.answer(completion) if isinstance(completion, dict) else None

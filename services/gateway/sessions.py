@@ -1,4 +1,5 @@
-"""The session endpoints, authenticated by the caller's API key (its tenant owns its sessions):
+"""The session endpoints, authenticated by the caller's API key, as a bearer token or `x-api-key`
+(its tenant owns its sessions, whichever API wrote them):
 
     GET    /v1/sessions/{id}            the whole history, archived and hot, in order
     GET    /v1/sessions/{id}/recent?n=  the last n messages (default DEJA_SESSION_RECALL_MESSAGES)
@@ -22,7 +23,8 @@ from starlette.routing import Route
 from deja.clients import BadRequest, DependencyError
 from deja.clients.sessions import SESSION_ID_RULE, is_valid_session_id
 from deja.v1 import sessions_pb2
-from services.gateway.cache_policy import api_key_from, tenant_of
+from services.gateway.anthropic_format import ANTHROPIC
+from services.gateway.cache_policy import tenant_of
 from services.gateway.chat import read_body
 from services.gateway.errors import ApiError
 from services.gateway.memory import Memory
@@ -66,9 +68,10 @@ def session_routes(memory: Callable[[], Memory]) -> list[Route]:
     """`memory` returns the gateway's Memory (made in the app's lifespan, after the routes)."""
 
     async def _ref(request: Request) -> sessions_pb2.SessionRef:
-        api_key = api_key_from(request.headers.get("authorization"))
+        api_key = ANTHROPIC.api_key(request.headers)  # x-api-key or a bearer token: one key, one tenant
         if api_key is None:
-            raise ApiError(401, "You didn't provide an API key (Authorization: Bearer ...).", code="missing_api_key")
+            raise ApiError(401, "You didn't provide an API key (Authorization: Bearer ... or x-api-key).",
+                           code="missing_api_key")  # fmt: skip
         session_id = request.path_params["session_id"]
         if not is_valid_session_id(session_id):
             raise ApiError(400, SESSION_ID_RULE, param="session_id", code="invalid_session_id")
