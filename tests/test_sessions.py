@@ -265,6 +265,15 @@ async def test_contents_are_truncated_at_the_limit_and_bad_messages_refused(make
         Ref.from_proto(sessions_pb2.SessionRef(tenant="t:x", session_id="ok"))
 
 
+async def test_replies_stay_under_the_grpc_message_limit_however_long_the_messages(make_memory):
+    memory, ref = make_memory(DEJA_SESSION_MAX_MESSAGE_CHARS="1000000"), new_ref()
+    await append_each(memory, ref, [str(i) * 600_000 for i in range(5)])  # 3 MB of content
+    assert [m.seq for m in await memory.recent(ref, 5)] == [3, 4, 5]  # the newest that fit in 2 MiB
+    _, first, more = await memory.get(ref)
+    _, rest, done = await memory.get(ref, after_seq=first[-1].seq)
+    assert ([m.seq for m in first], more, [m.seq for m in rest], done) == ([1, 2, 3], True, [4, 5], False)
+
+
 async def test_the_archive_header_is_readable_without_decompressing(make_memory):
     memory, ref = make_memory(), new_ref()
     await append_each(memory, ref, [f"message number {i}" for i in range(6)])

@@ -32,7 +32,10 @@ from services.store.sessions.settings import SessionSettings
 log = get_logger("deja.store.sessions")
 
 MAX_APPEND = 100  # messages in one Append
-PAGE_BYTES = 1 << 20  # a Get page stops growing past this much content
+# Replies stay well under gRPC's default 4 MiB message limit, however long the messages are.
+PAGE_BYTES = 2 << 20  # a Get page stops growing past this much content (UTF-8)
+RECENT_BYTES = 2 << 20  # Recent / Context drop their oldest messages past this
+RELEVANT_BYTES = 1 << 20  # Context drops its weakest matches past this
 FILL_LIMIT = 256  # most missing vectors filled in one archive write
 MAINTENANCE_WAIT_S = 0.5  # the sweep skips a session whose lease is held (till its next round)
 
@@ -49,6 +52,17 @@ def merge(archived: Archived | None, snapshot: Snapshot) -> list[Message]:
     return [*archived.messages, *(m for m in snapshot.messages if m.seq > done)]
 
 
+def within(messages: list[Message], budget: int) -> list[Message]:
+    """The leading messages whose contents fit in `budget` bytes (callers order them by what to keep)."""
+    kept, size = [], 0
+    for message in messages:
+        size += len(message.content.encode())
+        if size > budget:
+            break
+        kept.append(message)
+    return kept
+
+
 def exchange(messages: list[Message], row: int) -> list[int]:
     """The rows of the question-and-answer exchange `row` belongs to: a matching question is
     little use without its answer, nor an answer without what it answers."""
@@ -58,6 +72,11 @@ def exchange(messages: list[Message], row: int) -> list[int]:
     if role == "assistant" and row > 0 and messages[row - 1].role == "user":
         return [row - 1, row]
     return [row]
+
+
+def _newest(messages: list[Message], n: int) -> list[Message]:
+    """The last `n` messages, fewer if they would exceed RECENT_BYTES; oldest first."""
+    return within(messages[-n:][::-1], RECENT_BYTES)[::-1]
 
 
 @dataclass(frozen=True)
@@ -195,10 +214,10 @@ class SessionMemory:
         messages = [m for m in merge(archived, snapshot) if m.seq > after_seq]
         page, size = [], 0
         for message in messages:
-            if page and size + len(message.content) > PAGE_BYTES:
+            size += len(message.content.encode())
+            if page and size > PAGE_BYTES:
                 break
             page.append(message)
-            size += len(message.content)
         header = archived.header if archived else None
         info = sessions_pb2.SessionInfo(
             session_id=ref.session_id,
@@ -212,14 +231,14 @@ class SessionMemory:
 
     async def recent(self, ref: Ref, n: int) -> list[Message] | None:
         read = await self._read(ref, n)
-        return None if read is None else merge(read[1], read[0])[-n:]
+        return None if read is None else _newest(merge(read[1], read[0]), n)
 
     async def context(self, ref: Ref, query: str, n: int, k: int) -> Context | None:
         read = await self._read(ref)
         if read is None:
             return None
         snapshot, archived = read
-        recent = merge(archived, snapshot)[-n:]
+        recent = _newest(merge(archived, snapshot), n)
         if archived is None or k == 0:
             return Context(recent, [], True)  # nothing archived: nothing to rank
         if archived.header.vector_dim == 0:
@@ -244,7 +263,8 @@ class SessionMemory:
                 if not skip[member]:
                     picked.setdefault(member, score)
         ordered = sorted(picked.items(), key=lambda item: (-item[1], item[0]))  # best first, each exchange in order
-        return Context(recent, [(archived.messages[row], score) for row, score in ordered], True)
+        kept = within([archived.messages[row] for row, _ in ordered], RELEVANT_BYTES)
+        return Context(recent, [(m, score) for m, (_, score) in zip(kept, ordered, strict=False)], True)
 
     # -- maintenance -------------------------------------------------------------------------
 
