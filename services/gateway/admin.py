@@ -103,19 +103,19 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
         query_fields(request, set())
         return JSONResponse(await admin().stats(tenant_param(request)))
 
+    async def unknown_path(request: Request) -> Response:
+        require_admin(request, admin_key)
+        raise ApiError(404, f"no admin endpoint {request.method} {request.url.path}", type="not_found_error",
+                       code="not_found")  # fmt: skip
+
     return [
         Route("/v1/admin/entries", list_entries, methods=["GET"]),
         Route("/v1/admin/entries/{entry_id}", delete_entry, methods=["DELETE"]),
         Route("/v1/admin/invalidate", invalidate, methods=["POST"]),
         Route("/v1/admin/stats", stats, methods=["GET"]),
         # Any other admin path: 404 in our own words (never forwarded to the provider).
-        Route("/v1/admin/{rest:path}", unknown_admin_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/v1/admin/{rest:path}", unknown_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-
-
-async def unknown_admin_path(request: Request) -> Response:
-    raise ApiError(404, f"no admin endpoint {request.method} {request.url.path}", type="not_found_error",
-                   code="not_found")  # fmt: skip
 
 
 def invalidation_json(done, *, dry_run: bool, with_tenant: bool) -> dict:
