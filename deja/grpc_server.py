@@ -33,7 +33,7 @@ Probe = Callable[[], Awaitable[bool]]
 async def _watch_health(
     health: health_aio.HealthServicer, names: Sequence[str], probe: Probe, interval_s: float
 ) -> None:
-    """Mirror the dependency probe into health status; log only on transitions."""
+    """Mirror the dependency probe into the named services' health; log only on transitions."""
     healthy: bool | None = None
     while True:
         try:
@@ -41,7 +41,9 @@ async def _watch_health(
         except Exception:
             ok = False
         if ok != healthy:
-            for name in ("", *names):
+            # Only the named services follow the dependency: "" is the process's own liveness, so a
+            # Redis/Qdrant outage takes pods out of rotation (readiness) without restarting them.
+            for name in names:
                 await health.set(name, SERVING if ok else NOT_SERVING)
             (log.info if ok else log.warning)("health_changed", serving=ok)
             healthy = ok
@@ -64,7 +66,16 @@ async def run_grpc_service(
     telemetry.init(name)
     metrics.serve(metrics_port, host)
     interceptors = [metrics.MetricsInterceptor(), *telemetry.server_interceptors()]
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=interceptors)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),
+            # Clients keep one long-lived channel; closing connections after a while (gracefully) makes
+            # them reconnect through the Service, so pods added by an autoscaler get their share.
+            ("grpc.max_connection_age_ms", 30_000),
+            ("grpc.max_connection_age_grace_ms", 5_000),
+        ],
+        interceptors=interceptors,
+    )
     register(server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

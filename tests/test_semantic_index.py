@@ -434,7 +434,7 @@ async def test_unreachable_qdrant_is_not_serving_and_unavailable():
                 await asyncio.wait_for(client.channel.channel_ready(), 0.5)
             except Exception:
                 return False
-            return not await client.serving(SERVICE_NAME) and not await client.serving("")
+            return not await client.serving(SERVICE_NAME) and await client.serving("")  # "" = liveness: stays up
 
         await _until(not_serving)
         scope, ctx = common_pb2.Scope(tenant=tenant()), os.urandom(32)
