@@ -37,7 +37,7 @@ TEXTS = [
     "emoji 🎉🚀 and accents: café, naïve, São Paulo",
     "Explain the difference between a process and a thread. " * 80,  # truncated to 256 tokens
     *(f"question {i}: how do I {'really ' * (i % 23)}sort a list of {i} numbers in Python?" for i in range(150)),
-]  # 157 texts: several runs of several bucket widths, more rows than the model's max_batch_size (64)
+]  # 157 texts: runs of several bucket widths, some of more than the model's max_batch_size (64) texts
 
 QUERY = "How do I sort a list in ascending order?"
 CANDIDATES = [
@@ -46,6 +46,15 @@ CANDIDATES = [
     "What is the capital of France?",
     "How do I sort a list in ascending order?",
     "Explain how quicksort partitions an array around a pivot element, step by step.",
+]
+
+REWORDINGS = [
+    "How can I horizontally center a div using CSS?",
+    "How do I horizontally center a div with CSS?",
+    "How to center a div horizontally using CSS?",
+    "CSS: how do I center a div horizontally?",
+    "What is the way to center a div horizontally in CSS?",
+    "How can I center a div horizontally in CSS?",
 ]
 
 
@@ -73,7 +82,12 @@ def onnx_embedder():
 
 @pytest.fixture(scope="module")
 def triton_embedder(triton):
-    return triton_backend.create(embedder_settings(triton.grpc_url))
+    # more texts per call than the model's max_batch_size (64): the backend must cut requests to fit
+    # (and a deadline for a busy shared CI machine: this test is about the numbers, not the clock)
+    settings = embedder_settings(
+        triton.grpc_url, DEJA_EMBEDDER_MAX_BATCH="256", DEJA_EMBEDDER_TRITON_TIMEOUT_MS="30000"
+    )
+    return triton_backend.create(settings)
 
 
 # -- the model repository (no server) ----------------------------------------------------
@@ -247,16 +261,19 @@ def test_a_cluster_on_triton_serves_a_verified_semantic_hit(tmp_path):
 
         first = ask("How do I center a div horizontally with CSS?")
         assert first.headers["x-deja-cache"] == "miss"
-        deadline = time.monotonic() + 5  # the answer is stored, then indexed, after the response
-        while ask("How do I center a div horizontally with CSS?").headers["x-deja-cache"] != "hit-exact":
-            assert time.monotonic() < deadline, "the answer was never cached"
-            time.sleep(0.05)
-        time.sleep(0.3)  # the index write follows the store write (as in test_semantic_gateway)
-        raw = ask("How can I horizontally center a div using CSS?")
-        assert raw.headers["x-deja-cache"] == "hit-semantic"
+        # The answer is stored and then indexed after the response; until the index has it a
+        # rewording misses (and is itself cached), so each try asks a new rewording.
+        for question in REWORDINGS:
+            time.sleep(0.5)
+            raw = ask(question)
+            if raw.headers["x-deja-cache"] == "hit-semantic":
+                break
+            assert raw.headers["x-deja-cache"] == "miss"
+        else:
+            pytest.fail("no rewording was a semantic hit")
         assert float(raw.headers["x-deja-verifier-score"]) >= 0.5
         assert raw.parse().choices[0].message.content == first.parse().choices[0].message.content
         calls = upstream_calls(running)
-        assert ask("How can I horizontally center a div using CSS?").headers["x-deja-cache"] == "hit-exact"
+        assert ask(question).headers["x-deja-cache"].startswith("hit-")
         assert upstream_calls(running) == calls
         assert running.procs["triton"].running

@@ -5,7 +5,8 @@ backend (LengthSortedBackend); Triton only sees int64 token ids. Two differences
 - each run's sequence axis is padded up to a multiple of `PAD_TO`: Triton's dynamic batcher merges
   only requests of the same shape, so a few bucket widths let requests of many embedder pods share
   a GPU run. Padding is zeros with mask 0, which leaves every row's vector unchanged;
-- a run holds at most the model's `max_batch_size` rows (Triton refuses larger requests).
+- runs are larger (RUN_TOKENS) but hold at most the model's `max_batch_size` rows (Triton refuses
+  larger requests).
 
 `model_version` is the `deja_model_version` parameter of the model's config (blake3 of the ONNX
 file, written by `make models`): the same file gives the same version here and in the ONNX
@@ -23,6 +24,10 @@ from services.embedder.backends import DIMENSION, MODEL_ID, LengthSortedBackend,
 from services.embedder.settings import EmbedderSettings
 
 PAD_TO = 16
+# Padded tokens per request: 4x the ONNX backend's CPU-tuned runs, so a full micro-batch of short
+# questions (64 x <= 32 tokens) is one request (one round trip; a GPU wants large runs), while one
+# request stays small enough to meet its deadline on a CPU Triton too.
+RUN_TOKENS = 2048
 INPUTS = ["input_ids", "attention_mask"]
 OUTPUT = "embeddings"
 
@@ -36,7 +41,7 @@ class TritonBackend(LengthSortedBackend):
         if not version:
             raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
         rows = min(batch_size, model.max_batch_size) if model.max_batch_size else batch_size
-        super().__init__(tokenizer_path, max_tokens=max_tokens, batch_size=rows, pad_to=PAD_TO)
+        super().__init__(tokenizer_path, max_tokens=max_tokens, batch_size=rows, run_tokens=RUN_TOKENS, pad_to=PAD_TO)
         self.model = model
         self.info = ModelInfo(MODEL_ID, version, DIMENSION, "triton")
 
