@@ -31,7 +31,7 @@ from services.store.sessions.memory import SessionMemory, now_ms
 from services.store.sessions.records import Ref
 from services.store.sessions.settings import SessionSettings
 from services.store.sessions.wiring import build_memory
-from tests.conftest import file_sink, make_cluster, sdk
+from tests.conftest import make_cluster, sdk
 
 pytestmark = pytest.mark.integration
 
@@ -386,7 +386,7 @@ STORE_ENV = {
 def running(tmp_path_factory):
     """Redis, the store (small window, 1 s idle), the mock provider and the gateway."""
     tmp = tmp_path_factory.mktemp("sessions")
-    with make_cluster(tmp, extra_env=STORE_ENV, sink=file_sink(tmp / "cluster.log")) as cluster:
+    with make_cluster(tmp, extra_env=STORE_ENV) as cluster:
         yield cluster
 
 
