@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_TENANT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 TENANT_RULE = "tenant must be 1-128 characters of [A-Za-z0-9_-]"
 
 
 def is_valid_tenant(tenant: str) -> bool:
-    return bool(_TENANT.match(tenant))
+    return _TENANT.fullmatch(tenant) is not None  # fullmatch: "$" would admit a trailing newline
