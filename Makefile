@@ -15,7 +15,7 @@ DATASETS ?= ../shared/datasets
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup models triton run test test-unit proto check-proto lint format eval bench lock clean
+.PHONY: help setup models triton run test test-unit proto check-proto lint format eval train-verifier bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -83,6 +83,18 @@ format: setup ## apply ruff fixes and formatting
 
 eval: setup models ## cosine vs verifier on the test splits in ../shared/datasets (prints a table)
 	$(BIN)/deja eval --datasets $(DATASETS)
+
+# The same-intent verifier: fine-tune (torch, in the export venv) -> ONNX fp32 + int8 -> calibrate and
+# measure (runtime venv) into services/verifier/model. CPU-only: about an hour on two free cores.
+# TRAIN_ARGS reproduces the shipped run: same seed and data, stopped at the step it reached (training.json).
+VERIFIER_MODEL := services/verifier/model
+VERIFIER_CKPT  := .deja/verifier-train/checkpoint
+TRAIN_ARGS     ?= --max-steps 554
+train-verifier: setup models ## train, export, calibrate and measure the same-intent verifier (~1 h on CPU)
+	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
+	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --out $(VERIFIER_CKPT) $(TRAIN_ARGS)
+	$(EXPORT_VENV)/bin/python -m services.verifier.training.export --checkpoint $(VERIFIER_CKPT) --out $(VERIFIER_MODEL)
+	$(BIN)/python -m services.verifier.training.evaluate --model $(VERIFIER_MODEL) --datasets $(DATASETS)
 
 bench: setup ## exact-hit latency and throughput through the gateway (prints a table)
 	$(BIN)/deja bench

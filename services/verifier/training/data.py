@@ -1,0 +1,90 @@
+"""The training, calibration and test sets, built from ../shared/datasets plus generated hard cases.
+
+Torch-free and deterministic for a seed. Every row is (text_a, text_b, label, source); `source`
+feeds the per-source counts written next to the model.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.verifier.training import hard_cases
+from services.verifier.training.templates import template_pairs
+
+Row = tuple[str, str, int, str]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How much of each source goes into training; recorded in training.json."""
+
+    seed: int = 13
+    qqp_train: int = 8000  # pairs sampled from QQP train (56,772)
+    mrpc_train: int = 1000  # of 4,076
+    stsb_train: int = 1500  # of 5,749; label = score >= 4 (the datasets' rule)
+    mutated_per_kind: int = 200  # hard negatives / positives per mutation kind, from QQP train questions
+    templates: int = 1200  # synthetic cache-style pairs
+    both_orders: tuple[str, ...] = ("paws",)  # the others: one random order each (see MODEL_CARD.md)
+
+
+def read_split(datasets: Path, name: str, split: str) -> list[Row]:
+    with gzip.open(datasets / name / f"{split}.tsv.gz", "rt", encoding="utf-8", newline="") as handle:
+        return [
+            (r["text_a"], r["text_b"], int(r["label"]), name)
+            for r in csv.DictReader(handle, delimiter="\t")
+            if r["text_a"] and r["text_b"]
+        ]
+
+
+def mutated_pairs(questions: list[str], rng: random.Random, per_kind: int) -> list[Row]:
+    """(question, mutation) rows: label 0 for the meaning-changing rules, 1 for rewordings/typos."""
+    rows: list[Row] = []
+    for label, rules in ((0, hard_cases.NEGATIVES), (1, hard_cases.POSITIVES)):
+        for kind, rule in rules.items():
+            made = 0
+            for question in rng.sample(questions, len(questions)):
+                if made == per_kind:
+                    break
+                other = rule(question, rng)
+                if other and other != question:
+                    rows.append((question, other, label, f"mutation-{kind}"))
+                    made += 1
+    return rows
+
+
+def training_rows(datasets: Path, recipe: Recipe) -> list[Row]:
+    rng = random.Random(recipe.seed)
+    qqp = read_split(datasets, "qqp", "train")
+    rows = rng.sample(qqp, min(recipe.qqp_train, len(qqp)))
+    rows += rng.sample(read_split(datasets, "mrpc", "train"), recipe.mrpc_train)
+    rows += rng.sample(read_split(datasets, "stsb", "train"), recipe.stsb_train)
+    rows += read_split(datasets, "paws", "dev")
+    questions = sorted({text for a, b, _, _ in qqp for text in (a, b)})
+    rows += mutated_pairs(questions, rng, recipe.mutated_per_kind)
+    rows += [(a, b, label, "template") for a, b, label, _ in template_pairs(rng, recipe.templates)]
+    out: list[Row] = []
+    for a, b, label, source in rows:
+        family = source.split("-")[0]
+        if family in recipe.both_orders:
+            out += [(a, b, label, source), (b, a, label, source)]
+        else:
+            out.append((a, b, label, source) if rng.random() < 0.5 else (b, a, label, source))
+    rng.shuffle(out)
+    return out
+
+
+def calibration_rows(datasets: Path, seed: int, qqp_limit: int = 4000) -> list[Row]:
+    """Held-out dev data (never trained on, never the test split): QQP dev sample + STS-B dev."""
+    rng = random.Random(seed)
+    qqp = read_split(datasets, "qqp", "dev")
+    return rng.sample(qqp, min(qqp_limit, len(qqp))) + read_split(datasets, "stsb", "dev")
+
+
+def counts(rows: list[Row]) -> dict[str, dict[str, int]]:
+    by = Counter((source, label) for _, _, label, source in rows)
+    return {s: {"pairs": by[(s, 0)] + by[(s, 1)], "positives": by[(s, 1)]} for s in sorted({s for s, _ in by})}

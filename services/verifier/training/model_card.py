@@ -1,0 +1,172 @@
+"""MODEL_CARD.md from training.json (written by train.py) and metrics.json (written by evaluate.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TARGETS = {"qqp": "AUC >= 0.93, recall >= 0.50 at precision >= 0.95", "paws": "AUC >= 0.90", "mrpc": "report",
+           "stsb": "report (label = score >= 4)"}  # fmt: skip
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    lines = [
+        "| test set | scorer | n | AUC | recall @ P>=0.95 | recall @ P>=0.99 | P / R at p>=0.5 | ECE | target |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in metrics["test"].items():
+        for scorer in ("int8", "fp32", "cosine"):
+            if scorer not in entry:
+                continue
+            r = entry[scorer]
+            at = r["at_threshold"]
+            at_text = f"{at['precision']:.3f} / {at['recall']:.3f}" if scorer != "cosine" else "—"
+            ece = f"{r['ece']:.3f}" if "ece" in r else "—"
+            target = TARGETS[name] if scorer == "int8" else ""
+            lines.append(
+                f"| {name} | {scorer if scorer != 'cosine' else 'cosine only'} | {r['n']} | {r['auc']:.3f} | "
+                f"{r['recall_at_precision']['0.95']:.3f} | {r['recall_at_precision']['0.99']:.3f} | {at_text} | "
+                f"{ece} | {target} |"
+            )
+    return lines
+
+
+def _verdicts(metrics: dict) -> list[str]:
+    qqp, paws = metrics["test"]["qqp"]["int8"], metrics["test"]["paws"]["int8"]
+    lat = metrics["latency"]
+    return [
+        f"- QQP test AUC {qqp['auc']:.3f} (target 0.93): {_met(qqp['auc'] >= 0.93)}; recall at precision >= 0.95 "
+        f"{qqp['recall_at_precision']['0.95']:.3f} (target 0.50): {_met(qqp['recall_at_precision']['0.95'] >= 0.5)}.",
+        f"- PAWS test AUC {paws['auc']:.3f} (target 0.90): {_met(paws['auc'] >= 0.90)}.",
+        f"- Latency, 5 candidates, int8, 2 threads: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
+        f"{lat['cpu_ms_per_call']} ms CPU per call (target p50 <= 10 ms): {_met(lat['p50_ms'] <= 10)}.",
+    ]
+
+
+def _prefilter(metrics: dict) -> list[str]:
+    pre = metrics["test"]["qqp"].get("prefilter") or {}
+    if not pre:
+        return ["No threshold reaches precision 0.95 on QQP dev: no operating point."]
+    lines = [
+        f"Operating point: calibrated p >= {pre['threshold']:.3f}, the lowest threshold with precision >= 0.95 on "
+        f"QQP dev. On QQP test the verifier alone there has precision {pre['verifier_precision']:.3f} and recall "
+        f"{pre['verifier_recall']:.3f}.",
+        "",
+        "| cosine prefilter (DEJA_SEMANTIC_MIN_SIMILARITY) | recall | precision | share of verifier's recall kept |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in pre["rows"]:
+        lines.append(f"| {r['min_similarity']:.2f} | {r['recall']:.3f} | {r['precision']:.3f} | {r['kept']:.3f} |")
+    nb = metrics["neighbours_qqp_test"]
+    lines += [
+        "",
+        f"Candidate count: for QQP test duplicates, the share whose partner is among the top-K cosine neighbours in "
+        f"a pool of all {nb['pool']} test questions: "
+        + ", ".join(f"K={k[3:]}: {v:.3f}" for k, v in nb.items() if k.startswith("top"))
+        + ".",
+    ]
+    return lines
+
+
+def render(metrics: dict, training: dict) -> str:
+    counts = training["counts"]
+    hyper, recipe = training["hyper"], training["recipe"]
+    cal = metrics["calibration"]
+    lines = [
+        "# Deja same-intent verifier (MiniLM-L6 cross-encoder)",
+        "",
+        "Scores whether two prompts ask for the same thing, so that a cached answer to one may be served for",
+        "the other. Output: P(same intent), calibrated on held-out dev data (`calibration.json`, Platt scaling",
+        "of the mean of both pair orders' logits), so `DEJA_VERIFIER_THRESHOLD` is a maximum accepted error",
+        "probability. Built by `make train-verifier` (services/verifier/training/).",
+        "",
+        "## Files",
+        "",
+        "- `model.onnx`: dynamically quantized int8 (ONNX Runtime on CPU; the verifier's default).",
+        "- `fp32/model.onnx` + `fp32/model.onnx.data-*`: fp32 for Triton on GPU. Weights are ONNX external data in",
+        "  chunks under 40 MB (the repository keeps every file under 40 MB and has no LFS); the 47 MB word-embedding",
+        "  table is stored as two halves joined by a Concat that ONNX Runtime folds at load. External data keeps",
+        "  the full vocabulary and fp32 numerics (no trimming, no fp16 rounding).",
+        "- `tokenizer.json` (the base model's, unchanged), `config.json` (BERT shape, for the MLX backend),",
+        "  `calibration.json`, `training.json` (data counts, hyper-parameters, loss curve), `metrics.json`.",
+        "",
+        "## Base weights and license",
+        "",
+        f"{training['base']}: sentence-transformers/all-MiniLM-L6-v2, Apache-2.0. A new one-logit pair head",
+        "(BertForSequenceClassification, num_labels=1) is trained on top; the fine-tuned model is distributed",
+        "under the same Apache-2.0 license.",
+        "",
+        "## Training data",
+        "",
+        "| source | pairs | positives |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {s} | {c['pairs']} | {c['positives']} |" for s, c in counts.items()]
+    lines += [
+        f"| **total** | {training['rows']} | {sum(c['positives'] for c in counts.values())} |",
+        "",
+        f"QQP train: a seeded sample of {recipe['qqp_train']} of 56,772 pairs; MRPC train {recipe['mrpc_train']} of",
+        f"4,076; STS-B train {recipe['stsb_train']} of 5,749 (label = score >= 4); PAWS dev (all 2,000) in both",
+        "orders. Every other pair appears once in a seeded random order (the scorer averages both orders at",
+        "inference, so direction-invariance is learned from the mix). `mutation-*`: rule-based rewrites of",
+        "QQP train questions (hard_cases.py): negatives swap an antonym (ascending/descending, enable/disable,",
+        "add/remove...), add or drop a negation, swap a language/product/place, change a number or a unit, or",
+        "reverse a direction (A to B vs B to A); positives reword, reorder a symmetric 'X and Y', add typos or",
+        "change case/punctuation. `template`: synthetic cache-style questions (templates.py) with several",
+        "wordings per intent; positives are rewordings with the same slots, negatives change one slot.",
+        "The datasets are used only to build the model; none ship with it.",
+        "",
+        "## Training settings",
+        "",
+        f"Seed {recipe['seed']}; {hyper['epochs']} epoch, batch {hyper['batch']}, AdamW lr {hyper['lr']} "
+        f"(linear warm-up {hyper['warmup']:.0%}, linear decay), weight decay {hyper['weight_decay']}, binary "
+        f"cross-entropy on one logit, max {hyper['max_tokens']} tokens per pair, word embeddings frozen: "
+        f"{hyper['freeze_word_embeddings']}; torch {training['torch']} on CPU ({hyper['threads']} thread), "
+        f"{training['steps']} of {training['planned_steps']} planned steps in {training['train_minutes']} min"
+        + (" (stopped by the time cap)." if training["stopped_early"] else "."),
+        "",
+        "## Test metrics",
+        "",
+        "Test splits of ../shared/datasets (never used for training or calibration), through the same",
+        "OnnxPairScorer the service runs (symmetric, calibrated). Cosine only: all-MiniLM-L6-v2, the cache's",
+        "embedder. ECE: expected calibration error (10 bins).",
+        "",
+        *_metrics_table(metrics),
+        "",
+        f"Calibration: a = {cal['a']:.4f}, b = {cal['b']:.4f} (p = sigmoid(a * logit + b)); "
+        f"dev ECE {cal['dev_ece']:.3f}.",
+        "",
+        *_verdicts(metrics),
+        "",
+        "## With the cosine prefilter (what the gateway runs)",
+        "",
+        *_prefilter(metrics),
+        "",
+        "## Traps",
+        "",
+        "| prompt A | prompt B | same intent | kind | p (int8, calibrated) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {t['a']} | {t['b']} | {'yes' if t['expected'] else 'no'} | {t['kind']} | {t['p']:.3f} |"
+        for t in metrics["traps"]
+    ]
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- Trained on a small subset (CPU-only, shared machine): see the targets above for what it reaches.",
+        "- English questions; long prompts are truncated to the scorer's DEJA_VERIFIER_MAX_LENGTH tokens.",
+        "- QQP labels are noisy; precision measured on QQP's hard negatives is pessimistic for a real cache.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(model_dir: Path, metrics: dict) -> None:
+    training = json.loads((model_dir / "training.json").read_text())
+    (model_dir / "MODEL_CARD.md").write_text(render(metrics, training))
