@@ -138,6 +138,27 @@ def test_embeddings_match_the_onnx_backend(onnx_embedder, triton_embedder):
 
 
 @pytest.mark.integration
+def test_concurrent_requests_merged_by_the_dynamic_batcher_still_match(triton, onnx_embedder, triton_embedder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tritonclient.grpc as grpcclient
+
+    def counts() -> tuple[int, int]:
+        client = grpcclient.InferenceServerClient(triton.grpc_url)
+        [stats] = client.get_inference_statistics("embedder", as_json=True)["model_stats"]
+        client.close()
+        return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+    texts = [f"How do I sort {i} numbers in Python?" for i in range(48)]  # one bucket width: mergeable
+    before = counts()
+    with ThreadPoolExecutor(16) as pool:
+        vectors = np.concatenate(list(pool.map(lambda text: triton_embedder.embed([text]), texts)))
+    inferences, executions = (after - first for after, first in zip(counts(), before, strict=True))
+    assert inferences == len(texts) and executions < inferences  # Triton ran several requests as one
+    assert float(np.min(np.sum(vectors * onnx_embedder.embed(texts), axis=1))) >= 0.9999
+
+
+@pytest.mark.integration
 def test_the_same_model_file_has_the_same_version_in_both_backends(onnx_embedder, triton_embedder):
     onnx, triton = onnx_embedder.info, triton_embedder.info
     assert (triton.model_id, triton.dimension, triton.backend) == (onnx.model_id, 384, "triton")
