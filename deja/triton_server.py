@@ -42,7 +42,7 @@ OUR_BACKENDS = REPO / "deploy" / "triton" / "backends"
 def _site_packages(venv: Path) -> Path:
     found = sorted(venv.glob("lib/python3.*/site-packages/pytriton/tritonserver"))
     if not found:
-        raise RuntimeError(f"no tritonserver in {venv}: run `make triton` (or `make test`) to create it")
+        raise RuntimeError(f"no tritonserver in {venv}: `make test`, `make triton`, `make run BACKEND=triton` make it")
     return found[-1].parents[1]
 
 

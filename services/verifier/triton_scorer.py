@@ -11,6 +11,7 @@ file, written by `make models`), so the same file reports the same version in bo
 
 from __future__ import annotations
 
+import blake3
 import numpy as np
 
 from deja.clients.triton import VERSION_PARAMETER, TritonModel, connect
@@ -65,6 +66,7 @@ class TritonPairScorer(CrossEncoderScorer):
 
 
 def create(settings: VerifierSettings) -> TritonPairScorer:
+    """Tokenizer and calibration come from the model dir; they must belong to the model Triton serves."""
     model = connect(
         settings.triton_url,
         settings.triton_model,
@@ -72,10 +74,19 @@ def create(settings: VerifierSettings) -> TritonPairScorer:
         tracer="deja.verifier",
         setting="DEJA_VERIFIER_TRITON_URL",
     )
-    return TritonPairScorer(
+    model_dir = settings.resolved_model_dir()
+    scorer = TritonPairScorer(
         model,
-        settings.resolved_model_dir() / "tokenizer.json",
+        model_dir / "tokenizer.json",
         model_id=settings.resolved_model_id(),
         max_length=settings.max_length,
-        calibration=load_calibration(settings.resolved_model_dir()),
+        calibration=load_calibration(model_dir),
     )
+    local = model_dir / "model.onnx"  # optional next to a remote model; when there, it must be the same
+    if local.is_file() and blake3.blake3(local.read_bytes()).hexdigest()[:16] != scorer.info.model_version:
+        scorer.close()
+        raise ConfigError(
+            f"DEJA_VERIFIER_MODEL_DIR: {model_dir} holds another model than Triton's {settings.triton_model!r}"
+            f" ({scorer.info.model_version}): its tokenizer and calibration would not fit"
+        )
+    return scorer
