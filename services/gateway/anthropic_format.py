@@ -54,7 +54,6 @@ ERROR_TYPES = {
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
-    501: "invalid_request_error",
     529: "overloaded_error",
 }
 

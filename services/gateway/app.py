@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,6 +26,7 @@ from services.gateway.chat import ChatCompletions, read_body
 from services.gateway.errors import ApiError
 from services.gateway.memory import Memory, MemorySettings
 from services.gateway.observe import RequestObserver
+from services.gateway.openapi import SPEC
 from services.gateway.pricing import PriceTable
 from services.gateway.self_service import self_service_routes
 from services.gateway.semantic import SemanticTier
@@ -124,6 +126,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(SPEC)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -143,7 +148,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def passthrough(request: Request) -> Response:
         """Every other /v1 endpoint (models, embeddings, ...) goes to the provider untouched, uncached:
         Anthropic's (a request with `anthropic-version`, or under /v1/messages/) or the OpenAI one."""
-        path = request.path_params["path"]
+        # Re-encoded: the route hands over the decoded path, and "%1F" must not reach the upstream as a raw byte.
+        path = urllib.parse.quote(request.path_params["path"], safe="/:@!$&'()*+,;=~")
         anthropic = "anthropic-version" in request.headers or path.startswith("messages/")
         upstream: Upstream = clients["anthropic_upstream" if anthropic else "upstream"]
         try:
@@ -189,6 +195,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
             *session_routes(lambda: clients["memory"]),
             Route("/v1/{path:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ],

@@ -9,7 +9,7 @@
     X-Deja-Semantic: off|on        off: exact tier only (no semantic read, no indexing)
     X-Deja-Threshold: p            verifier threshold for this request; only ever raises the
                                    configured one (a lower value is ignored, never loosens it)
-    X-Deja-Format: tauq            compact answers: not available in this build (501)
+    X-Deja-Format: tauq            compact answers: not available in this build (400, format_unavailable)
 
 TTLs are capped by the store (DEJA_CACHE_MAX_TTL_S) and never exceed the short TTL the policy
 gives time-sensitive prompts. A malformed value is a 400 naming the header, never ignored:
@@ -85,15 +85,14 @@ def _policy_and_max_age(raw: str | None) -> tuple[Policy, int | None]:
 
 
 def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
-    """Parse and check every cache header of a request; ApiError(400/501) on a bad one."""
+    """Parse and check every cache header of a request; ApiError(400) on a bad one."""
     compact = headers.get("x-deja-format")
     if compact is not None:
         if compact.strip().lower() == "tauq":
             raise ApiError(
-                501,
+                400,
                 "X-Deja-Format: tauq is not available in this build (the tauq package ships no installable "
                 "wheel); send the request without the header to get the provider's bytes",
-                type="not_implemented",
                 param="X-Deja-Format",
                 code="format_unavailable",
             )
