@@ -48,7 +48,8 @@ def p50_ms(samples: list[float]) -> float:
 
 
 def bench_backend(texts: list[str], seconds: float, threads: int) -> dict[str, float]:
-    settings = load(EmbedderSettings, {"DEJA_EMBEDDER_THREADS": str(threads)})
+    # The environment picks the backend (DEJA_EMBEDDER_BACKEND=mlx|triton ...); threads are the bench's.
+    settings = load(EmbedderSettings, {**os.environ, "DEJA_EMBEDDER_THREADS": str(threads)})
     backend = create_backend(settings)
     backend.embed(texts[:64])
     samples = []
