@@ -194,3 +194,14 @@ def test_an_openai_request_never_gets_an_anthropic_answer(cluster):
     gpt = openai.OpenAI(base_url=f"{cluster.gateway_url}/v1", api_key=key, max_retries=0)
     raw = gpt.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": text}])
     assert raw.headers["x-deja-cache"] == "miss" and raw.parse().object == "chat.completion"
+
+
+def test_a_stream_broken_off_upstream_ends_in_an_error_event_and_is_not_cached(cluster):
+    sdk, messages = client(cluster), question("a broken answer")
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with sdk.messages.stream(model=MODEL, max_tokens=64, messages=messages,
+                                 extra_headers={"x-mock-break-after": "5"}) as stream:  # fmt: skip
+            stream.get_final_message()
+    assert "upstream stream broke off" in str(info.value)
+    raw = sdk.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=messages)
+    assert raw.headers["x-deja-cache"] == "miss"
