@@ -157,13 +157,17 @@ def test_unknown_model_and_gateway_errors_are_in_anthropics_shape(cluster):
         sdk.messages.create(model=MODEL, max_tokens=64, messages=question(), extra_headers={"X-Deja-TTL": "soon"})
 
 
-def test_a_stream_that_ends_in_an_error_event_reaches_the_client_and_is_not_cached(cluster):
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [({"x-mock-stream-error-after": "4"}, "Overloaded"), ({"x-mock-break-after": "5"}, "upstream stream broke off")],
+)
+def test_a_stream_that_fails_midway_reaches_the_client_as_an_error_and_is_not_cached(cluster, fault, error):
+    """An in-band error event from the provider, or a connection broken off (the gateway sends the event)."""
     sdk, messages = client(cluster), question("a long answer")
     with pytest.raises(anthropic.APIStatusError) as info:
-        with sdk.messages.stream(model=MODEL, max_tokens=64, messages=messages,
-                                 extra_headers={"x-mock-stream-error-after": "4"}) as stream:  # fmt: skip
+        with sdk.messages.stream(model=MODEL, max_tokens=64, messages=messages, extra_headers=fault) as stream:
             stream.get_final_message()
-    assert "Overloaded" in str(info.value)
+    assert error in str(info.value)
     raw = sdk.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=messages)
     assert raw.headers["x-deja-cache"] == "miss"
 
@@ -194,14 +198,3 @@ def test_an_openai_request_never_gets_an_anthropic_answer(cluster):
     gpt = openai.OpenAI(base_url=f"{cluster.gateway_url}/v1", api_key=key, max_retries=0)
     raw = gpt.chat.completions.with_raw_response.create(model=MODEL, messages=[{"role": "user", "content": text}])
     assert raw.headers["x-deja-cache"] == "miss" and raw.parse().object == "chat.completion"
-
-
-def test_a_stream_broken_off_upstream_ends_in_an_error_event_and_is_not_cached(cluster):
-    sdk, messages = client(cluster), question("a broken answer")
-    with pytest.raises(anthropic.APIStatusError) as info:
-        with sdk.messages.stream(model=MODEL, max_tokens=64, messages=messages,
-                                 extra_headers={"x-mock-break-after": "5"}) as stream:  # fmt: skip
-            stream.get_final_message()
-    assert "upstream stream broke off" in str(info.value)
-    raw = sdk.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=messages)
-    assert raw.headers["x-deja-cache"] == "miss"

@@ -31,6 +31,7 @@ from services.gateway.cache_admin import (
     json_object,
     limit_from,
     no_unknown,
+    query_fields,
 )
 from services.gateway.cache_policy import api_key_from
 from services.gateway.errors import ApiError
@@ -57,16 +58,13 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
             raise bad("the 'tenant' query parameter is required", "tenant")
         return check_tenant(tenant)
 
-    def query_fields(request: Request, allowed: set[str]) -> dict[str, str]:
-        unknown = sorted(set(request.query_params) - allowed - {"tenant", "limit"})
-        if unknown:
-            raise bad(f"unknown query parameter(s): {', '.join(unknown)}", unknown[0])
-        return {k: v for k, v in request.query_params.items() if k in allowed}
+    def admin_query(request: Request, allowed: set[str]) -> dict[str, str]:
+        return query_fields(request, allowed, also=frozenset({"tenant", "limit"}))
 
     async def list_entries(request: Request) -> Response:
         require_admin(request, admin_key)
         tenant = tenant_param(request)
-        f = entry_filter(query_fields(request, FILTER_FIELDS), tenant=tenant)
+        f = entry_filter(admin_query(request, FILTER_FIELDS), tenant=tenant)
         listed = await admin().list(f, limit_from(request.query_params.get("limit")))
         data = [entry_json(e, with_tenant=True) for e in listed.entries]
         return JSONResponse({"object": "list", "data": data, "matched": listed.matched})
@@ -75,7 +73,7 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
         require_admin(request, admin_key)
         tenant = tenant_param(request)
         entry_id = check_entry_id(request.path_params["entry_id"])
-        f = entry_filter({**query_fields(request, {"namespace"}), "entry_ids": [entry_id]}, tenant=tenant)
+        f = entry_filter({**admin_query(request, {"namespace"}), "entry_ids": [entry_id]}, tenant=tenant)
         done = await admin().invalidate(f)
         if not done.entries:
             raise ApiError(404, f"tenant has no entry {entry_id}", type="not_found_error", code="entry_not_found")
@@ -100,7 +98,7 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
 
     async def stats(request: Request) -> Response:
         require_admin(request, admin_key)
-        query_fields(request, set())
+        admin_query(request, set())
         return JSONResponse(await admin().stats(tenant_param(request)))
 
     async def unknown_path(request: Request) -> Response:

@@ -104,6 +104,14 @@ def entry_filter(
     return f
 
 
+def query_fields(request, allowed: set[str], *, also: frozenset[str] = frozenset({"limit"})) -> dict[str, str]:
+    """The filter fields of a query string; any parameter not in `allowed` or `also` is a 400."""
+    unknown = sorted(set(request.query_params) - allowed - also)
+    if unknown:
+        raise bad(f"unknown query parameter(s): {', '.join(unknown)}", unknown[0])
+    return {k: v for k, v in request.query_params.items() if k in allowed}
+
+
 def limit_from(raw: str | None) -> int:
     if raw is None:
         return 100

@@ -31,6 +31,7 @@ from services.gateway.cache_admin import (
     json_object,
     limit_from,
     no_unknown,
+    query_fields,
 )
 from services.gateway.cache_control import check_namespace
 from services.gateway.errors import ApiError
@@ -40,12 +41,6 @@ FILTER_FIELDS = {"namespace", "model", "prompt"}
 
 
 def self_service_routes(admin: Callable[[], CacheAdmin]) -> list[Route]:
-    def query_fields(request: Request, allowed: set[str]) -> dict[str, str]:
-        unknown = sorted(set(request.query_params) - allowed - {"limit"})
-        if unknown:
-            raise bad(f"unknown query parameter(s): {', '.join(unknown)}", unknown[0])
-        return {k: v for k, v in request.query_params.items() if k in allowed}
-
     async def list_entries(request: Request) -> Response:
         tenant = tenant_from(request)
         f = entry_filter(query_fields(request, FILTER_FIELDS), tenant=tenant)
