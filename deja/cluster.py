@@ -5,8 +5,6 @@ reverse order. `make run`, the integration tests and `make bench` all use this o
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -58,10 +56,24 @@ def redis_server_binary() -> str:
         return found
 
 
-def _die_with_parent() -> None:
-    """Children get SIGTERM if the runner dies, so a killed `make run` leaves nothing behind."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Children get SIGTERM if the runner dies (PR_SET_PDEATHSIG, kept across exec), so a killed `make run`
+# leaves nothing behind. The child sets it itself, then execs the real command: as Popen's preexec_fn it
+# would make Popen fork() instead of vfork(), and gRPC's fork handlers in this gRPC-using process crash a
+# few percent of such children before exec (SIGSEGV/SIGABRT, "epoll_wait error: Bad file descriptor").
+_DIE_WITH_PARENT = """
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the runner died before the signal was armed
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _die_with_parent(argv: list[str]) -> list[str]:
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 def _print_sink(name: str, line: str) -> None:
@@ -264,8 +276,8 @@ class Cluster:
 
     def _spawn(self, proc: Proc) -> None:
         proc.popen = subprocess.Popen(
-            proc.argv, env=proc.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            _die_with_parent(proc.argv), env=proc.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
         proc.pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
         proc.pump.start()
