@@ -75,18 +75,18 @@ def create(settings: VerifierSettings) -> TritonPairScorer:
         setting="DEJA_VERIFIER_TRITON_URL",
     )
     model_dir = settings.resolved_model_dir()
-    scorer = TritonPairScorer(
+    served, local = model.parameter(VERSION_PARAMETER), model_dir / "model.onnx"
+    # The model file is optional next to a remote model; when it is there it must be the served one.
+    if served and local.is_file() and blake3.blake3(local.read_bytes()).hexdigest()[:16] != served:
+        model.close()
+        raise ConfigError(
+            f"DEJA_VERIFIER_MODEL_DIR: {model_dir} holds another model than Triton's {settings.triton_model!r}"
+            f" ({served}): its tokenizer and calibration would not fit"
+        )
+    return TritonPairScorer(
         model,
         model_dir / "tokenizer.json",
         model_id=settings.resolved_model_id(),
         max_length=settings.max_length,
         calibration=load_calibration(model_dir),
     )
-    local = model_dir / "model.onnx"  # optional next to a remote model; when there, it must be the same
-    if local.is_file() and blake3.blake3(local.read_bytes()).hexdigest()[:16] != scorer.info.model_version:
-        scorer.close()
-        raise ConfigError(
-            f"DEJA_VERIFIER_MODEL_DIR: {model_dir} holds another model than Triton's {settings.triton_model!r}"
-            f" ({scorer.info.model_version}): its tokenizer and calibration would not fit"
-        )
-    return scorer
