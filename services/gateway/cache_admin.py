@@ -27,6 +27,7 @@ from deja.tenancy import is_valid_tenant
 from deja.v1 import store_pb2
 from services.gateway.cache_control import check_namespace
 from services.gateway.errors import ApiError
+from services.gateway.stats import stats_json
 
 log = get_logger("deja.gateway.admin")
 
@@ -233,26 +234,4 @@ class CacheAdmin:
                 points = (await self.index.stats(tenant)).points
             except DependencyError:
                 points = None
-        lookups = stats.hits + stats.misses
-        return {
-            "object": "cache.admin.stats",
-            "tenant": tenant,
-            "hits": {"exact": stats.hits_exact, "semantic": stats.hits_semantic, "total": stats.hits},
-            "misses": stats.misses,
-            "hit_rate": round(stats.hits / lookups, 4) if lookups else 0.0,
-            "entries": stats.entries,
-            "bytes": stats.bytes,
-            "tokens_saved": stats.tokens_saved,
-            "semantic_points": points,
-            "feedback": feedback_json(stats),
-        }
-
-
-def feedback_json(stats: store_pb2.TenantStats) -> dict[str, Any]:
-    """Feedback counts and the measured false-hit rate of the semantic tier (wrong / semantic hits served)."""
-    rate = min(1.0, stats.feedback_incorrect / stats.hits_semantic) if stats.hits_semantic else None
-    return {
-        "correct": stats.feedback_correct,
-        "incorrect": stats.feedback_incorrect,
-        "false_hit_rate": round(rate, 4) if rate is not None else None,
-    }
+        return {"object": "cache.admin.stats", "tenant": tenant, **stats_json(stats), "semantic_points": points}

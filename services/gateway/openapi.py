@@ -264,7 +264,20 @@ def build_spec() -> dict[str, Any]:
             "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": ENTRY}, "matched": INT},
         }
     )
-    stats_schema = {"type": "object", "properties": {"hits": {"type": "object"}, "misses": INT, "entries": INT}}
+    rate = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    stats_schema = {
+        "type": "object",
+        "properties": {
+            "tenant": {"type": "string", "description": "first 16 hex of the tenant hash"},
+            "hits": {"type": "object", "properties": {"exact": INT, "semantic": INT, "total": INT}},
+            "misses": INT,
+            "hit_rate": rate,
+            "entries": INT,
+            "bytes": INT,
+            "tokens_saved": INT,
+            "feedback": {"type": "object", "properties": {"correct": INT, "incorrect": INT, "false_hit_rate": rate}},
+        },
+    }
     session_ops_headers = [_path("session_id", SESSION_ID)]
     paths: dict[str, Any] = {
         "/v1/chat/completions": {
