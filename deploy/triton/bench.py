@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
+from deja.bench import time_sync
 from deja.cluster import free_port
 from deja.settings import load
 from deja.triton_server import TritonServer
@@ -31,17 +30,6 @@ CANDIDATES = [
     "How do I reverse a string in Python?",
     "Explain how quicksort partitions an array around a pivot element.",
 ]
-
-
-def percentiles(call, rounds: int) -> tuple[float, float]:
-    for _ in range(5):
-        call()
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.percentile(times, 50) * 1000), float(np.percentile(times, 99) * 1000)
 
 
 def main() -> None:
@@ -67,11 +55,11 @@ def main() -> None:
         print(f"tritonserver ready in {start_s:.2f} s (embedder + verifier, CPU configs)")
         print("| call | backend | p50 ms | p99 ms |\n| --- | --- | --- | --- |")
         for name, backend in embedders.items():
-            p50, p99 = percentiles(lambda b=backend: b.embed(["How do I center a div?"]), args.rounds)
-            print(f"| embed 1 text | {name} | {p50:.2f} | {p99:.2f} |")
+            latency = time_sync(lambda b=backend: b.embed(["How do I center a div?"]), args.rounds)
+            print(f"| embed 1 text | {name} | {latency.p50_ms:.2f} | {latency.p99_ms:.2f} |")
         for name, scorer in scorers.items():
-            p50, p99 = percentiles(lambda s=scorer: s.score(QUERY, CANDIDATES), args.rounds // 4)
-            print(f"| verify 5 candidates | {name} | {p50:.2f} | {p99:.2f} |")
+            latency = time_sync(lambda s=scorer: s.score(QUERY, CANDIDATES), args.rounds // 4)
+            print(f"| verify 5 candidates | {name} | {latency.p50_ms:.2f} | {latency.p99_ms:.2f} |")
     finally:
         server.stop()
 
