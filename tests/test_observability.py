@@ -16,7 +16,7 @@ from deja import telemetry
 from deja.clients import SemanticIndexClient
 from services.gateway.cache_policy import tenant_of
 from tests.conftest import make_cluster, sdk
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.otlp_receiver import OtlpReceiver, missing_edges
 
 pytestmark = pytest.mark.integration
 
@@ -115,14 +115,6 @@ def learn(running, client, question: str) -> None:
     while asyncio.run(indexed()) == before:
         assert time.monotonic() < deadline, "the answer was never indexed"
         time.sleep(0.1)
-
-
-def missing_edges(spans: list[ReceivedSpan], edges) -> list[tuple]:
-    by_id = {s.span_id: s for s in spans}
-    present = {
-        (by_id[s.parent_id].service, by_id[s.parent_id].name, s.service, s.name) for s in spans if s.parent_id in by_id
-    }
-    return [edge for edge in edges if edge not in present]
 
 
 def test_a_semantic_hit_and_a_miss_are_each_one_trace_through_every_tier(traced):

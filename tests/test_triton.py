@@ -5,6 +5,7 @@ versions, errors (server gone, deadline), the embedder service end to end and a 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import time
 
@@ -27,6 +28,7 @@ from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.scorer import load_scorer
 from services.verifier.settings import VerifierSettings
 from tests.conftest import make_cluster, sdk, upstream_calls
+from tests.otlp_receiver import OtlpReceiver, missing_edges
 from tests.test_embedder import _serve
 
 TEXTS = [
@@ -287,13 +289,20 @@ def test_dependency_failures_keep_their_meaning_as_grpc_status():
 
 
 @pytest.mark.integration
-def test_a_cluster_on_triton_serves_a_verified_semantic_hit(tmp_path):
-    with make_cluster(tmp_path, semantic=True, backend="triton") as running:
+def test_a_cluster_on_triton_serves_a_verified_semantic_hit_in_one_trace(tmp_path):
+    receiver = OtlpReceiver().__enter__()
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    with make_cluster(tmp_path, semantic=True, backend="triton", extra_env=otel) as running:
         client = sdk(running, "sk-triton-cluster")
+        trace_id = secrets.token_hex(16)
 
         def ask(question: str):
             messages = [{"role": "user", "content": question}]
-            return client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+            # our own traceparent, so the test knows which trace the request lands in
+            headers = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+            return client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=messages, extra_headers=headers
+            )
 
         first = ask("How do I center a div horizontally with CSS?")
         assert first.headers["x-deja-cache"] == "miss"
@@ -313,3 +322,27 @@ def test_a_cluster_on_triton_serves_a_verified_semantic_hit(tmp_path):
         assert ask(question).headers["x-deja-cache"].startswith("hit-")
         assert upstream_calls(running) == calls
         assert running.procs["triton"].running
+        # The models' Triton calls sit in the request's trace, under the inference spans.
+        edges = [
+            ("deja-embedder", "embedder.infer", "deja-embedder", "triton.infer"),
+            ("deja-verifier", "verifier.score", "deja-verifier", "triton.infer"),
+        ]
+        spans = receiver.wait_for(trace_id, lambda spans: not missing_edges(spans, edges))
+        assert not missing_edges(spans, edges), sorted({(s.service, s.name) for s in spans})
+
+        # Triton gone: the embedder and verifier say NOT_SERVING (readiness), and requests still work.
+        running.kill("triton")
+        deadline = time.monotonic() + 10
+        while asyncio.run(_serving(f"127.0.0.1:{running.embedder_port}")):
+            assert time.monotonic() < deadline, "the embedder still says SERVING without Triton"
+            time.sleep(0.2)
+        assert ask("What is the capital of Australia?").status_code == 200
+    receiver.__exit__(None, None, None)
+
+
+async def _serving(addr: str) -> bool:
+    client = EmbedderClient(addr, timeout_s=2)
+    try:
+        return await client.serving(EmbedderClient.SERVICE)
+    finally:
+        await client.close()

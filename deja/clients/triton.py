@@ -120,5 +120,12 @@ class TritonModel:
                 raise TritonBadResponse(f"{self._where}: reply lacks {rows} rows of {output!r}")
             return values
 
+    def ready(self) -> bool:
+        """Triton answers and has the model loaded (blocking; for health probes, off the event loop)."""
+        try:
+            return bool(self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 1.0)))
+        except InferenceServerException:
+            return False
+
     def close(self) -> None:
         self._client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from services.embedder.backends import EmbeddingBackend, ModelInfo
@@ -38,7 +40,11 @@ class Embedder:
         return out
 
     async def ready(self) -> bool:
-        """Health: the model is loaded and the batcher's worker has not died. Redis is optional."""
+        """Health: the model is loaded (and, for a remote backend such as Triton, reachable) and the
+        batcher's worker has not died. Redis is optional."""
+        backend_ready = getattr(self.backend, "ready", None)
+        if backend_ready is not None and not await asyncio.to_thread(backend_ready):
+            return False
         return self.batcher.healthy
 
     async def close(self) -> None:

@@ -48,6 +48,9 @@ class TritonBackend(LengthSortedBackend):
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.model.infer({"input_ids": ids, "attention_mask": mask}, OUTPUT)
 
+    def ready(self) -> bool:
+        return self.model.ready()
+
     def close(self) -> None:
         self.model.close()
 

@@ -29,6 +29,12 @@ async def serve(settings: VerifierSettings, scorer: PairScorer | None = None, *,
     async def stop_worker() -> None:
         await asyncio.to_thread(servicer.close)
 
+    # A model in this process is ready once loaded; a remote one (Triton) is probed.
+    remote_ready = getattr(scorer, "ready", None)
+
+    async def probe() -> bool:
+        return await asyncio.to_thread(remote_ready)
+
     await run_grpc_service(
         name="verifier",
         host=settings.host,
@@ -36,6 +42,7 @@ async def serve(settings: VerifierSettings, scorer: PairScorer | None = None, *,
         metrics_port=settings.metrics_port,
         register=lambda server: verifier_pb2_grpc.add_VerifierServiceServicer_to_server(servicer, server),
         service_names=[SERVICE_NAME],
+        probe=probe if remote_ready else None,
         grace_s=grace_s,
         on_stop=stop_worker,
     )

@@ -61,6 +61,9 @@ class TritonPairScorer(CrossEncoderScorer):
         ]  # more rows than max_batch_size only when rows are independent (one call per candidate otherwise)
         return np.concatenate(parts)
 
+    def ready(self) -> bool:
+        return self._model.ready()
+
     def close(self) -> None:
         self._model.close()
 
