@@ -8,17 +8,27 @@ cores that ONNX Runtime's own intra-op threads already use.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from opentelemetry import trace
+from prometheus_client import Histogram
 
 from deja.clients.status import failure_status
 from deja.logs import get_logger
+from deja.metrics import LATENCY_BUCKETS
 from deja.v1 import verifier_pb2, verifier_pb2_grpc
 from services.verifier.scorer import PairScorer
 
 log = get_logger("deja.verifier")
+_tracer = trace.get_tracer("deja.verifier")
+
+SCORES = Histogram(
+    "deja_verifier_score", "probability of same intent, per verified candidate", buckets=[i / 10 for i in range(11)]
+)
+SCORE_SECONDS = Histogram("deja_verifier_score_seconds", "model time of one Verify call", buckets=LATENCY_BUCKETS)
 
 
 class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
@@ -55,16 +65,27 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
         started = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
-            probabilities = await loop.run_in_executor(self._worker, self._scorer.score, request.query, prompts)
+            probabilities = await loop.run_in_executor(
+                self._worker, contextvars.copy_context().run, self._score, request.query, prompts
+            )
         except Exception as exc:
             log.error("verify_failed", candidates=len(prompts), error=repr(exc))
             await context.abort(failure_status(exc), "verification failed")
-        log.debug("verified", candidates=len(prompts), ms=round((time.perf_counter() - started) * 1000, 2))
+        elapsed = time.perf_counter() - started
+        SCORE_SECONDS.observe(elapsed)
+        for p in probabilities:
+            SCORES.observe(float(p))
+        log.debug("verified", candidates=len(prompts), ms=round(elapsed * 1000, 2))
         verdicts = [
             verifier_pb2.Verdict(entry_id=c.entry_id, probability=float(p))
             for c, p in zip(request.candidates, probabilities, strict=True)
         ]
         return verifier_pb2.VerifyResponse(verdicts=verdicts, model=self._scorer.info)
+
+    def _score(self, query: str, prompts: list[str]):
+        """On the worker thread, inside the caller's trace context (copied in), as a child span."""
+        with _tracer.start_as_current_span("verifier.score", attributes={"deja.candidates": len(prompts)}):
+            return self._scorer.score(query, prompts)
 
     async def Info(self, request, context):
         return self._scorer.info
