@@ -147,6 +147,8 @@ def test_unknown_model_and_gateway_errors_are_in_anthropics_shape(cluster):
         (orjson.dumps({"model": MODEL, "messages": question()}), "max_tokens"),
         (orjson.dumps({"model": MODEL, "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}),
          "messages.0.role"),
+        (orjson.dumps({"model": MODEL, "max_tokens": 5, "messages": [{"role": ["user"], "content": "x"}]}),
+         "messages.0.role"),  # unhashable
     ):  # fmt: skip
         response = httpx.post(f"{cluster.gateway_url}/v1/messages", content=body, headers=headers)
         assert response.status_code == 400 and "Traceback" not in response.text

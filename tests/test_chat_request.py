@@ -73,6 +73,7 @@ def test_integral_floats_share_a_key():
         (b'{"model": "m", "messages": []}', "messages"),
         (b'{"model": "m", "messages": ["hi"]}', "messages[0]"),
         (b'{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}', "messages[0].role"),
+        (b'{"model": "m", "messages": [{"role": ["user"], "content": "x"}]}', "messages[0].role"),  # unhashable
         (b'{"model": "m", "messages": [{"role": "user", "content": 5}]}', "messages[0].content"),
         (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "temperature"),
         (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5}', "max_tokens"),

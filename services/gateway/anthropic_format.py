@@ -84,7 +84,8 @@ def _check_messages(messages: Any) -> None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _bad(f"messages.{i}: must be an object")
-        if message.get("role") not in ROLES:
+        role = message.get("role")
+        if not isinstance(role, str) or role not in ROLES:  # a list or dict is not even hashable
             raise _bad(f"messages.{i}.role: must be one of {sorted(ROLES)}")
         content = message.get("content")
         if isinstance(content, list):

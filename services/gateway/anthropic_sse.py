@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 
-CACHEABLE_STOP = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use"})
+CACHEABLE_STOP = ("end_turn", "max_tokens", "stop_sequence", "tool_use")  # tuples: an unhashable value is just "not in"
 _PIECE = re.compile(r"\s*\S+|\s+$")
 WORDS_PER_DELTA = 3  # roughly the few tokens Anthropic sends per text delta
 JSON_CHARS_PER_DELTA = 24  # tool input arrives as short JSON fragments
-TOOL_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use"})
+TOOL_INPUT_BLOCKS = ("tool_use", "server_tool_use")
 
 
 def sse_event(name: str, payload: dict[str, Any]) -> bytes:

@@ -61,7 +61,7 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(message, dict):
             raise _bad(f"'{where}' must be an object", where)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:  # a list or dict is not even hashable
             raise _bad(f"'{where}.role' must be one of {sorted(ROLES)}", f"{where}.role")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):

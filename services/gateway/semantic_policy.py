@@ -48,7 +48,7 @@ class SemanticPolicy:
         return not self.excluded.search(query)
 
 
-TOOL_BLOCKS = frozenset({"tool_use", "tool_result", "server_tool_use"})
+TOOL_BLOCKS = ("tool_use", "tool_result", "server_tool_use")  # a tuple: an unhashable "type" is just "not in"
 
 
 def has_tool_turns(messages: list[dict[str, Any]]) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 DONE = b"data: [DONE]\n\n"
-CACHEABLE_FINISH = frozenset({"stop", "length", "tool_calls", "function_call"})
+CACHEABLE_FINISH = ("stop", "length", "tool_calls", "function_call")  # a tuple: an unhashable value is just "not in"
 _PIECE = re.compile(r"\s*\S+|\s+$")
 WORDS_PER_CHUNK = 3  # roughly the 3-5 tokens a provider sends per delta
 
