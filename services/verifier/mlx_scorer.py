@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import blake3
 import numpy as np
 import onnx
 
@@ -23,10 +22,12 @@ from deja.mlx_bert import Bert
 from deja.settings import ConfigError
 from deja.v1 import common_pb2
 from services.verifier.onnx_weights import OnnxWeightsError, read_bert
-from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration
+from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration, model_version
 
 
 class MlxPairScorer(CrossEncoderScorer):
+    rows_always_independent = True  # fp32 throughout (the probe would also cost seconds on mlx-cpu)
+
     def __init__(
         self, model_dir: Path, *, model_id: str, max_length: int = 256, calibration: Calibration | None = None
     ) -> None:
@@ -39,7 +40,9 @@ class MlxPairScorer(CrossEncoderScorer):
         if "classifier.weight" not in weights:
             raise ConfigError(f"DEJA_VERIFIER_MODEL_DIR: {model_dir}/model.onnx has no classifier: not a cross-encoder")
         self._model = Bert.from_weights(weights, shape)
-        self._info = common_pb2.ModelInfo(model_id=model_id, model_version=_version(path), dimension=0, backend="mlx")
+        self._info = common_pb2.ModelInfo(
+            model_id=model_id, model_version=model_version(model_dir), dimension=0, backend="mlx"
+        )
         super().__init__(
             model_dir / "tokenizer.json",
             max_length=max_length,
@@ -49,17 +52,6 @@ class MlxPairScorer(CrossEncoderScorer):
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         return self._model.logits(feed["input_ids"], feed["attention_mask"], feed.get("token_type_ids"))
-
-    def _rows_are_independent(self) -> bool:
-        return True  # fp32 throughout: no batch-wide activation scale (the probe would cost seconds on mlx-cpu)
-
-
-def _version(path: Path) -> str:
-    """The onnx backend's model_version for the same folder: blake3 over model.onnx and its external data."""
-    digest = blake3.blake3(path.read_bytes())
-    for chunk in sorted(path.parent.glob("model.onnx.data*")):
-        digest.update(chunk.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def create(settings) -> MlxPairScorer:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import blake3
 import numpy as np
 import onnxruntime as ort
 
 from deja.v1 import common_pb2
-from services.verifier.scorer import Calibration, CrossEncoderScorer
+from services.verifier.scorer import Calibration, CrossEncoderScorer, model_version
 
 
 class OnnxPairScorer(CrossEncoderScorer):
@@ -31,15 +30,8 @@ class OnnxPairScorer(CrossEncoderScorer):
         threads: int = 1,
         calibration: Calibration | None = None,
     ) -> None:
-        weights = (model_dir / "model.onnx").read_bytes()
-        digest = blake3.blake3(weights)
-        for chunk in sorted(model_dir.glob("model.onnx.data*")):  # fp32 weights kept as external data (< 40 MB files)
-            digest.update(chunk.read_bytes())
         self._info = common_pb2.ModelInfo(
-            model_id=model_id,
-            model_version=digest.hexdigest()[:16],
-            dimension=0,
-            backend="onnx",
+            model_id=model_id, model_version=model_version(model_dir), dimension=0, backend="onnx"
         )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -50,8 +42,8 @@ class OnnxPairScorer(CrossEncoderScorer):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The graph is loaded from bytes: external-data files are looked up in the model's folder.
         options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model_dir))
-        self._session = ort.InferenceSession(weights, options, providers=["CPUExecutionProvider"])
-        del weights
+        # From the path, so weights kept as external data next to model.onnx are found.
+        self._session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
 
         names = {i.name for i in self._session.get_inputs()}
         if not {"input_ids", "attention_mask"} <= names:

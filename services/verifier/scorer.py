@@ -71,6 +71,17 @@ _PROBE = [
 _ROW_TOLERANCE = 1e-4  # logits; float reordering across batch shapes stays far below this
 
 
+def model_version(model_dir: Path) -> str:
+    """Content hash of a verifier model folder's weights: model.onnx plus any external-data files.
+    Every backend reports the same version for the same folder."""
+    import blake3
+
+    digest = blake3.blake3((model_dir / "model.onnx").read_bytes())
+    for chunk in sorted(model_dir.glob("model.onnx.data*")):  # fp32 weights kept as external data (< 40 MB files)
+        digest.update(chunk.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class CrossEncoderScorer:
     """A BERT-style pair classifier behind any runtime: what every such backend shares.
 
@@ -87,6 +98,9 @@ class CrossEncoderScorer:
     """
 
     _info: common_pb2.ModelInfo
+    # A runtime that computes in float throughout (no dynamic quantization) sets this: rows never
+    # share an activation scale, so the load-time probe is skipped.
+    rows_always_independent = False
 
     def __init__(
         self, tokenizer_path: Path, *, max_length: int, wants_type_ids: bool, calibration: Calibration | None
@@ -100,7 +114,7 @@ class CrossEncoderScorer:
         self._tokenizer.enable_truncation(max_length)  # longest_first: trims the longer text of the pair
         self._wants_type_ids = wants_type_ids
         self._calibrate = calibration or sigmoid
-        self.batches_candidates = self._rows_are_independent()
+        self.batches_candidates = self.rows_always_independent or self._rows_are_independent()
         log.info(
             "verifier_model_loaded",
             model_id=self._info.model_id,
