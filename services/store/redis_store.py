@@ -116,6 +116,19 @@ class PutResult:
     size_bytes: int = 0
 
 
+def redis_client(url: str, *, timeout_ms: int, pool_size: int) -> aioredis.Redis:
+    """The store's Redis client: every command bounded by `timeout_ms`; under bursts a caller waits
+    (up to the same timeout) for a free connection instead of failing (BlockingConnectionPool)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=timeout_ms / 1000,
+        socket_timeout=timeout_ms / 1000,
+        socket_connect_timeout=timeout_ms / 1000,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -140,15 +153,7 @@ class RedisExactStore:
 
     @classmethod
     def from_url(cls, url: str, *, timeout_ms: int, pool_size: int, **limits: int) -> RedisExactStore:
-        # BlockingConnectionPool waits for a free connection under bursts instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=pool_size,
-            timeout=timeout_ms / 1000,
-            socket_timeout=timeout_ms / 1000,
-            socket_connect_timeout=timeout_ms / 1000,
-        )
-        return cls(aioredis.Redis(connection_pool=pool), **limits)
+        return cls(redis_client(url, timeout_ms=timeout_ms, pool_size=pool_size), **limits)
 
     @property
     def redis(self) -> aioredis.Redis:

@@ -8,11 +8,11 @@ import contextlib
 from pathlib import Path
 
 import grpc
-import redis.asyncio as aioredis
 
 from deja.clients import CircuitBreaker, EmbedderClient
 from deja.logs import get_logger
 from deja.v1 import sessions_pb2, sessions_pb2_grpc
+from services.store.redis_store import redis_client
 from services.store.sessions.archive import Archive
 from services.store.sessions.hot import HotWindow
 from services.store.sessions.memory import SessionMemory
@@ -26,14 +26,7 @@ SERVICE_NAME = sessions_pb2.DESCRIPTOR.services_by_name["SessionService"].full_n
 
 
 def build_memory(settings: SessionSettings, redis_url: str, *, timeout_ms: int, pool_size: int) -> SessionMemory:
-    pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url,
-        max_connections=pool_size,
-        timeout=timeout_ms / 1000,
-        socket_timeout=timeout_ms / 1000,
-        socket_connect_timeout=timeout_ms / 1000,
-    )
-    hot = HotWindow(aioredis.Redis(connection_pool=pool), ttl_s=settings.hot_ttl_s)
+    hot = HotWindow(redis_client(redis_url, timeout_ms=timeout_ms, pool_size=pool_size), ttl_s=settings.hot_ttl_s)
     archive = Archive(Path(settings.archive_dir), level=settings.zstd_level)
     embedder = EmbedderClient(
         settings.embedder_addr, timeout_s=settings.embed_timeout_ms / 1000, breaker=CircuitBreaker()
