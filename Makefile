@@ -86,10 +86,11 @@ eval: setup models ## cosine vs verifier on the test splits in ../shared/dataset
 
 # The same-intent verifier: fine-tune (torch, in the export venv) -> ONNX fp32 + int8 -> calibrate and
 # measure (runtime venv) into services/verifier/model. CPU-only: about an hour on two free cores.
-# TRAIN_ARGS reproduces the shipped run: same seed and data, stopped at the step it reached (training.json).
+# The defaults reproduce the shipped run (seeded; its data and settings are in training.json);
+# TRAIN_ARGS="--set qqp_train=56772 --set epochs=3" and the like change a Recipe/Hyper field.
 VERIFIER_MODEL := services/verifier/model
 VERIFIER_CKPT  := .deja/verifier-train/checkpoint
-TRAIN_ARGS     ?= --max-steps 554
+TRAIN_ARGS     ?=
 train-verifier: setup models ## train, export, calibrate and measure the same-intent verifier (~1 h on CPU)
 	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --out $(VERIFIER_CKPT) $(TRAIN_ARGS)

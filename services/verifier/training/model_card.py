@@ -61,6 +61,9 @@ def _prefilter(metrics: dict) -> list[str]:
     ]
     for r in pre["rows"]:
         lines.append(f"| {r['min_similarity']:.2f} | {r['recall']:.3f} | {r['precision']:.3f} | {r['kept']:.3f} |")
+    keeping = [r["min_similarity"] for r in pre["rows"] if r["kept"] >= 0.95]
+    if keeping:
+        lines += ["", f"Highest prefilter that keeps >= 95% of the verifier's recall: {max(keeping):.2f}."]
     nb = metrics["neighbours_qqp_test"]
     lines += [
         "",
@@ -125,7 +128,8 @@ def render(metrics: dict, training: dict) -> str:
         f"Seed {recipe['seed']}; {hyper['epochs']} epoch, batch {hyper['batch']}, AdamW lr {hyper['lr']} "
         f"(linear warm-up {hyper['warmup']:.0%}, linear decay), weight decay {hyper['weight_decay']}, binary "
         f"cross-entropy on one logit, max {hyper['max_tokens']} tokens per pair, word embeddings frozen: "
-        f"{hyper['freeze_word_embeddings']}; torch {training['torch']} on CPU ({hyper['threads']} thread), "
+        f"{hyper['freeze_word_embeddings']}; torch {training['torch']} on {training.get('device', 'cpu')} "
+        f"({hyper['threads']} thread), "
         f"{training['steps']} of {training['planned_steps']} planned steps in {training['train_minutes']} min"
         + (" (stopped by the time cap)." if training["stopped_early"] else "."),
         "",

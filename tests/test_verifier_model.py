@@ -1,0 +1,173 @@
+"""The shipped same-intent verifier (services/verifier/model) and its training-data generators.
+
+Model tests load the real int8 and fp32 ONNX files through the service's scorer and check
+behaviour (symmetry, calibrated range, traps below paraphrases), not metric thresholds: those are
+measured by `make train-verifier` and recorded in MODEL_CARD.md. Generator tests run the torch-free
+rules of services/verifier/training on fixed inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+
+from deja.settings import load
+from services.verifier.onnx_scorer import OnnxPairScorer
+from services.verifier.scorer import load_calibration, load_scorer
+from services.verifier.settings import SHIPPED_MODEL_DIR, VerifierSettings
+from services.verifier.training import hard_cases
+from services.verifier.training.calibrate import expected_calibration_error, fit_platt
+from services.verifier.training.templates import template_pairs
+from services.verifier.training.traps import TRAPS
+
+MODEL = SHIPPED_MODEL_DIR
+MAX_FILE_BYTES = 40 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return load_scorer(load(VerifierSettings, {}))
+
+
+@pytest.fixture(scope="module")
+def fp32_scorer():
+    return OnnxPairScorer(MODEL / "fp32", model_id="fp32", calibration=load_calibration(MODEL / "fp32"))
+
+
+def test_the_verifier_serves_the_shipped_model_by_default():
+    settings = load(VerifierSettings, {})
+    assert settings.resolved_model_dir() == MODEL
+    assert load(VerifierSettings, {"DEJA_VERIFIER_MODEL_DIR": "ms-marco"}).resolved_model_dir() != MODEL
+
+
+def test_every_shipped_file_fits_the_repository_limit():
+    files = [p for p in MODEL.rglob("*") if p.is_file()]
+    assert {"model.onnx", "tokenizer.json", "calibration.json", "MODEL_CARD.md"} <= {p.name for p in files}
+    too_big = [p for p in files if p.stat().st_size > MAX_FILE_BYTES]
+    assert not too_big
+
+
+def test_model_card_lists_base_license_data_and_every_target_metric():
+    card = (MODEL / "MODEL_CARD.md").read_text()
+    metrics = json.loads((MODEL / "metrics.json").read_text())
+    assert "Apache-2.0" in card and "all-MiniLM-L6-v2" in card
+    for name in ("qqp", "paws", "mrpc", "stsb"):
+        assert f"{metrics['test'][name]['int8']['auc']:.3f}" in card
+    assert f"p50 {metrics['latency']['p50_ms']} ms" in card
+    assert "DEJA_SEMANTIC_MIN_SIMILARITY" in card
+
+
+def test_scores_are_calibrated_probabilities_and_symmetric(scorer):
+    a, b = "How do I center a div in CSS?", "css: center a div"
+    forward, backward = scorer.score(a, [b])[0], scorer.score(b, [a])[0]
+    assert 0.0 < forward < 1.0
+    assert forward == pytest.approx(backward, abs=1e-6)
+    assert load_calibration(MODEL) is not None  # a fitted Platt scaling, not the plain sigmoid
+
+
+@pytest.mark.parametrize("which", ["int8", "fp32"])
+def test_traps_score_below_paraphrases(which, scorer, fp32_scorer):
+    model = scorer if which == "int8" else fp32_scorer
+    same = [model.score(t.a, [t.b])[0] for t in TRAPS if t.label == 1]
+    different = [model.score(t.a, [t.b])[0] for t in TRAPS if t.label == 0]
+    assert np.median(same) > np.median(different)
+    assert np.mean(same) > np.mean(different) + 0.2
+
+
+def test_sort_ascending_is_not_sort_descending(scorer):
+    query = "How do I sort a list in ascending order in Python?"
+    descending, reworded = scorer.score(query, ["How do I sort a list in descending order in Python?",
+                                                "python sort list ascending"])  # fmt: skip
+    assert descending < 0.5
+    assert reworded > descending
+
+
+def test_fp32_and_int8_agree_on_the_ranking(scorer, fp32_scorer):
+    pairs = [(t.a, t.b) for t in TRAPS]
+    int8 = np.array([scorer.score(a, [b])[0] for a, b in pairs])
+    fp32 = np.array([fp32_scorer.score(a, [b])[0] for a, b in pairs])
+    assert np.corrcoef(np.argsort(np.argsort(int8)), np.argsort(np.argsort(fp32)))[0, 1] > 0.9
+
+
+# --- training-data generators (torch-free) ---
+
+
+def rng() -> random.Random:
+    return random.Random(0)
+
+
+def changed_words(a: str, b: str) -> tuple[list[str], list[str]]:
+    wa, wb = a.split(), b.split()
+    return [w for w in wa if w not in wb], [w for w in wb if w not in wa]
+
+
+def test_antonym_swaps_exactly_one_word_for_its_opposite():
+    out = hard_cases.swap_antonym("How do I sort a list in ascending order?", rng())
+    assert out == "How do I sort a list in descending order?"
+    assert hard_cases.swap_antonym("Enable dark mode", rng()) == "Disable dark mode"  # case kept
+    assert hard_cases.swap_antonym("What is a list?", rng()) is None
+
+
+def test_negation_is_added_or_removed():
+    assert hard_cases.negate("Why doesn't my code compile?", rng()) == "Why does my code compile?"
+    assert hard_cases.negate("Why does my code compile?", rng()) == "Why doesn't my code compile?"
+    assert hard_cases.negate("How to lose weight", rng()) == "How to not lose weight"
+    assert hard_cases.negate("Tea", rng()) is None
+
+
+def test_entity_swap_stays_in_its_category():
+    out = hard_cases.swap_entity("How do I read a file in Python?", rng())
+    removed, added = changed_words("How do I read a file in Python?", out)
+    assert removed == ["Python?"] and added[0].rstrip("?") in hard_cases.ENTITIES["programming language"]
+
+
+def test_number_and_unit_changes():
+    out = hard_cases.swap_number("How many bytes are in 5 GB?", rng())
+    assert out != "How many bytes are in 5 GB?" and re.fullmatch(r"How many bytes are in \d+ GB\?", out)
+    assert hard_cases.swap_number("Python 3.11 features", rng()) not in (None, "Python 3.11 features")
+    unit = hard_cases.swap_unit("How far is 10 km?", rng())
+    assert re.fullmatch(r"How far is 10 (miles|meters|feet)\?", unit)
+
+
+def test_direction_is_reversed():
+    assert hard_cases.swap_direction("How do I convert Celsius to Fahrenheit in Java?", rng()) == (
+        "How do I convert Fahrenheit to Celsius in Java?"
+    )
+    assert hard_cases.swap_direction("How do I migrate from MySQL to PostgreSQL?", rng()) == (
+        "How do I migrate from PostgreSQL to MySQL?"
+    )
+    assert hard_cases.swap_direction("What is love?", rng()) is None
+
+
+def test_positives_keep_the_words_that_matter():
+    text = "What is the difference between TCP and UDP?"
+    assert hard_cases.reorder(text, rng()) == "What is the difference between UDP and TCP?"
+    assert hard_cases.reword(text, rng()) == "What's the difference between TCP and UDP?"
+    typo = hard_cases.add_typos(text, rng(), count=1)
+    assert typo != text and len(changed_words(text, typo)[0]) == 1
+    assert hard_cases.restyle(text, random.Random(3)) != text
+
+
+def test_template_pairs_label_paraphrases_1_and_one_slot_changes_0():
+    rows = template_pairs(random.Random(5), 400)
+    assert len(rows) == 400
+    labels = [label for _, _, label, _ in rows]
+    assert 0.3 < np.mean(labels) < 0.7
+    assert all(a != b for a, b, label, _ in rows if label == 0)
+    assert {kind for *_, kind in rows} >= {"template-paraphrase", "template-direction", "template-order"}
+    sort_negatives = [(a, b) for a, b, label, kind in rows if kind == "template-order"]
+    assert all(("ascending" in a) != ("ascending" in b) for a, b in sort_negatives)
+
+
+def test_platt_fit_recovers_a_known_scaling():
+    generator = np.random.default_rng(0)
+    logits = generator.normal(0, 3, 20000)
+    labels = (generator.random(20000) < 1 / (1 + np.exp(-(0.5 * logits - 1.0)))).astype(int)
+    a, b = fit_platt(logits, labels)
+    assert a == pytest.approx(0.5, abs=0.05) and b == pytest.approx(-1.0, abs=0.1)
+    p = 1 / (1 + np.exp(-(a * logits + b)))
+    assert expected_calibration_error(p, labels) < 0.02
