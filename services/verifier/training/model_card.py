@@ -47,14 +47,10 @@ def _verdicts(metrics: dict) -> list[str]:
     ]
 
 
-def _prefilter(metrics: dict) -> list[str]:
-    pre = metrics["test"]["qqp"].get("prefilter") or {}
-    if not pre:
-        return ["No threshold reaches precision 0.95 on QQP dev: no operating point."]
+def _prefilter_at(pre: dict) -> list[str]:
     lines = [
-        f"Operating point: calibrated p >= {pre['threshold']:.3f}, the lowest threshold with precision >= 0.95 on "
-        f"QQP dev. On QQP test the verifier alone there has precision {pre['verifier_precision']:.3f} and recall "
-        f"{pre['verifier_recall']:.3f}.",
+        f"At calibrated p >= {pre['threshold']:.3f}, the verifier alone on QQP test: precision "
+        f"{pre['verifier_precision']:.3f}, recall {pre['verifier_recall']:.3f}.",
         "",
         "| cosine prefilter (DEJA_SEMANTIC_MIN_SIMILARITY) | recall | precision | share of verifier's recall kept |",
         "| --- | --- | --- | --- |",
@@ -63,10 +59,20 @@ def _prefilter(metrics: dict) -> list[str]:
         lines.append(f"| {r['min_similarity']:.2f} | {r['recall']:.3f} | {r['precision']:.3f} | {r['kept']:.3f} |")
     keeping = [r["min_similarity"] for r in pre["rows"] if r["kept"] >= 0.95]
     if keeping:
-        lines += ["", f"Highest prefilter that keeps >= 95% of the verifier's recall: {max(keeping):.2f}."]
+        lines += ["", f"Highest prefilter that keeps >= 95% of the verifier's recall here: {max(keeping):.2f}."]
+    return lines
+
+
+def _prefilter(metrics: dict) -> list[str]:
+    tables = metrics["test"]["qqp"].get("prefilter") or []
+    names = ["The gateway's default threshold (DEJA_VERIFIER_THRESHOLD 0.5).",
+             "The lowest threshold with precision >= 0.95 on QQP dev."]  # fmt: skip
+    lines: list[str] = []
+    for name, pre in zip(names, tables, strict=False):
+        if pre:
+            lines += [f"**{name}**", "", *_prefilter_at(pre), ""]
     nb = metrics["neighbours_qqp_test"]
     lines += [
-        "",
         f"Candidate count: for QQP test duplicates, the share whose partner is among the top-K cosine neighbours in "
         f"a pool of all {nb['pool']} test questions: "
         + ", ".join(f"K={k[3:]}: {v:.3f}" for k, v in nb.items() if k.startswith("top"))
