@@ -172,7 +172,7 @@ def test_semantic_hits_stay_inside_a_namespace(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-ns")
     git = {"X-Deja-Namespace": "git"}
     learn(client, "How do I undo the last git commit?", indexed_in=semantic_cluster, extra_headers=git)
-    paraphrase = "How can I revert my most recent git commit?"
+    paraphrase = "How do I undo my last git commit?"
     assert ask(client, paraphrase).headers["x-deja-cache"] == "miss"
     hit = ask(client, paraphrase, extra_headers=git)
     assert hit.headers["x-deja-cache"] == "hit-semantic"
