@@ -85,13 +85,13 @@ eval: setup models ## cosine vs verifier on the test splits in ../shared/dataset
 	$(BIN)/deja eval --datasets $(DATASETS)
 
 # The same-intent verifier: fine-tune (torch, in the export venv) -> ONNX fp32 + int8 -> calibrate and
-# measure (runtime venv) into services/verifier/model. CPU-only: about an hour on two free cores.
+# measure (runtime venv) into services/verifier/model. CPU-only: ~35 min training + ~10 min evaluation on two free cores.
 # The defaults reproduce the shipped run (seeded; its data and settings are in training.json);
 # TRAIN_ARGS="--set qqp_train=56772 --set epochs=3" and the like change a Recipe/Hyper field.
 VERIFIER_MODEL := services/verifier/model
 VERIFIER_CKPT  := .deja/verifier-train/checkpoint
 TRAIN_ARGS     ?=
-train-verifier: setup models ## train, export, calibrate and measure the same-intent verifier (~1 h on CPU)
+train-verifier: setup models ## train, export, calibrate and measure the same-intent verifier (~45 min on CPU)
 	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --out $(VERIFIER_CKPT) $(TRAIN_ARGS)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.export --checkpoint $(VERIFIER_CKPT) --out $(VERIFIER_MODEL)

@@ -24,7 +24,7 @@ class Recipe:
     """How much of each source goes into training; recorded in training.json."""
 
     seed: int = 13
-    qqp_train: int = 16000  # pairs sampled from QQP train (56,772)
+    qqp_train: int = 30000  # pairs sampled from QQP train (56,772)
     mrpc_train: int = 1500  # of 4,076
     stsb_train: int = 2000  # of 5,749; label = score >= 4 (the datasets' rule)
     mutated_per_kind: int = 600  # hard negatives / positives per mutation kind, from QQP train questions
