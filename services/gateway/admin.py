@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.gateway.cache_admin import (
+    FILTER_FIELDS,
     CacheAdmin,
     bad,
     check_entry_id,
@@ -35,8 +36,6 @@ from services.gateway.cache_admin import (
 )
 from services.gateway.cache_policy import api_key_from
 from services.gateway.errors import ApiError
-
-FILTER_FIELDS = {"namespace", "model", "prompt"}
 
 
 def require_admin(request: Request, admin_key: str) -> None:

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from deja.v1 import common_pb2
 from services.gateway.anthropic_sse import MessageAssembler, calls_tools, error_event, is_cacheable, replay_events
 from services.gateway.api_format import ApiFormat, token_count
-from services.gateway.cache_policy import api_key_from
+from services.gateway.cache_policy import caller_api_key
 from services.gateway.errors import ApiError
 from services.gateway.semantic_key import SemanticParts, last_user_text, parts_of
 
@@ -171,7 +171,7 @@ class AnthropicMessages(ApiFormat):
         return parse_messages_request(raw, headers)
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
-        return (headers.get("x-api-key") or "").strip() or api_key_from(headers.get("authorization"))
+        return caller_api_key(headers)
 
     def semantic_parts(self, request: MessagesRequest) -> SemanticParts:
         return parts_of(request.keyed(), KEY_SCHEMA)

@@ -83,6 +83,10 @@ def no_unknown(body: Mapping[str, Any], allowed: set[str]) -> None:
         raise bad(f"unknown field(s): {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})", unknown[0])
 
 
+# What an entry can be selected by, for tenants and admins alike (plus entry ids, and tenants for admins).
+FILTER_FIELDS = frozenset({"namespace", "model", "prompt"})
+
+
 def entry_filter(
     fields: Mapping[str, Any], *, tenant: str | None = None, all_tenants: bool = False
 ) -> store_pb2.EntryFilter:

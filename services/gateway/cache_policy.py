@@ -32,6 +32,12 @@ def api_key_from(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def caller_api_key(headers) -> str | None:
+    """The key of a request to the gateway's own endpoints (stats, sessions, self-service): an
+    Anthropic-style `x-api-key` or a bearer token, so one key is one tenant whichever SDK sends it."""
+    return (headers.get("x-api-key") or "").strip() or api_key_from(headers.get("authorization"))
+
+
 def tenant_of(api_key: str) -> str:
     """The tenant id: blake3 of the API key. The raw key is never stored or logged."""
     return blake3.blake3(api_key.encode()).hexdigest()

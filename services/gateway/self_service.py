@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from services.gateway.admin import invalidation_json
 from services.gateway.cache_admin import (
+    FILTER_FIELDS,
     CacheAdmin,
     bad,
     check_entry_id,
@@ -36,8 +37,6 @@ from services.gateway.cache_admin import (
 from services.gateway.cache_control import check_namespace
 from services.gateway.errors import ApiError
 from services.gateway.stats import tenant_from
-
-FILTER_FIELDS = {"namespace", "model", "prompt"}
 
 
 def self_service_routes(admin: Callable[[], CacheAdmin]) -> list[Route]:

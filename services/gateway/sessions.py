@@ -23,11 +23,10 @@ from starlette.routing import Route
 from deja.clients import BadRequest, DependencyError
 from deja.clients.sessions import SESSION_ID_RULE, is_valid_session_id
 from deja.v1 import sessions_pb2
-from services.gateway.anthropic_format import ANTHROPIC
-from services.gateway.cache_policy import tenant_of
 from services.gateway.chat import read_body
 from services.gateway.errors import ApiError
 from services.gateway.memory import Memory
+from services.gateway.stats import tenant_from
 
 T = TypeVar("T")
 
@@ -68,14 +67,11 @@ def session_routes(memory: Callable[[], Memory]) -> list[Route]:
     """`memory` returns the gateway's Memory (made in the app's lifespan, after the routes)."""
 
     async def _ref(request: Request) -> sessions_pb2.SessionRef:
-        api_key = ANTHROPIC.api_key(request.headers)  # x-api-key or a bearer token: one key, one tenant
-        if api_key is None:
-            raise ApiError(401, "You didn't provide an API key (Authorization: Bearer ... or x-api-key).",
-                           code="missing_api_key")  # fmt: skip
+        tenant = tenant_from(request)  # x-api-key or a bearer token: one key, one tenant
         session_id = request.path_params["session_id"]
         if not is_valid_session_id(session_id):
             raise ApiError(400, SESSION_ID_RULE, param="session_id", code="invalid_session_id")
-        ref = sessions_pb2.SessionRef(tenant=tenant_of(api_key), session_id=session_id)
+        ref = sessions_pb2.SessionRef(tenant=tenant, session_id=session_id)
         await memory().settle(ref, memory().settings.timeout_ms / 1000)  # read this process's own writes
         return ref
 

@@ -14,16 +14,16 @@ from starlette.responses import JSONResponse
 
 from deja.clients import DependencyError, StoreClient
 from deja.v1 import store_pb2
-from services.gateway.cache_policy import api_key_from, tenant_of
+from services.gateway.cache_policy import caller_api_key, tenant_of
 from services.gateway.errors import ApiError
 
 
 def tenant_from(request: Request) -> str:
     """The caller's tenant id, or 401 in the provider's error shape."""
-    api_key = api_key_from(request.headers.get("authorization")) or request.headers.get("x-api-key", "").strip()
+    api_key = caller_api_key(request.headers)
     if not api_key:
-        raise ApiError(401, "an API key is required (Authorization: Bearer ...)", type="invalid_request_error",
-                       code="missing_api_key")  # fmt: skip
+        raise ApiError(401, "an API key is required (Authorization: Bearer ... or x-api-key)",
+                       type="invalid_request_error", code="missing_api_key")  # fmt: skip
     return tenant_of(api_key)
 
 
