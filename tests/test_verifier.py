@@ -55,9 +55,20 @@ def test_a_batch_scores_each_candidate_as_if_it_came_alone(scorer):
     batch = scorer.score(QUERY, candidates)
     alone = np.array([scorer.score(QUERY, [c])[0] for c in candidates])
     np.testing.assert_allclose(batch, alone, atol=1e-5, rtol=0)
-    # Known: the bundled model is dynamically quantized (one int8 scale per batch), so its rows are not
-    # independent and the scorer runs one inference call per candidate to keep the line above true.
-    assert scorer.batches_candidates is False
+    # The default (trained) model is statically quantized: fixed activation scales, so its rows are
+    # independent and every candidate goes in one inference call.
+    assert scorer.batches_candidates is True
+
+
+def test_a_dynamically_quantized_model_scores_each_candidate_in_its_own_call():
+    # ms-marco's int8 picks one activation scale per batch: its rows are not independent, so the scorer
+    # makes one call per candidate to keep a candidate's score independent of its companions.
+    ms_marco = load_scorer(load(VerifierSettings, {"DEJA_VERIFIER_MODEL_DIR": "ms-marco"}))
+    assert ms_marco.batches_candidates is False
+    candidates = [PARAPHRASE, UNRELATED, "How do I vertically align text inside a flexbox container in CSS?"]
+    batch = ms_marco.score(QUERY, candidates)
+    alone = np.array([ms_marco.score(QUERY, [c])[0] for c in candidates])
+    np.testing.assert_allclose(batch, alone, atol=1e-5, rtol=0)
 
 
 def test_the_relevance_model_calls_ascending_and_descending_the_same_the_default_verifier_does_not(scorer):

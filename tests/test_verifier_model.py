@@ -17,7 +17,7 @@ import pytest
 
 from deja.settings import load
 from services.verifier.onnx_scorer import OnnxPairScorer
-from services.verifier.scorer import load_calibration, load_scorer
+from services.verifier.scorer import load_calibration, load_pair_order, load_scorer
 from services.verifier.settings import SHIPPED_MODEL_DIR, VerifierSettings
 from services.verifier.training import hard_cases
 from services.verifier.training.calibrate import expected_calibration_error, fit_platt
@@ -67,6 +67,20 @@ def test_scores_are_calibrated_probabilities_and_symmetric(scorer):
     assert 0.0 < forward < 1.0
     assert forward == pytest.approx(backward, abs=1e-6)
     assert load_calibration(MODEL) is not None  # a fitted Platt scaling, not the plain sigmoid
+
+
+def test_the_shipped_model_scores_one_sorted_row_per_candidate_all_in_one_call(scorer):
+    assert load_pair_order(MODEL) == "canonical"  # trained on both orders; its calibration fits that rule
+    assert scorer.pair_order == "canonical"
+    assert scorer.batches_candidates  # static int8: rows do not share activation scales
+
+
+def test_an_unknown_pair_order_is_refused(tmp_path):
+    (tmp_path / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1, "b": 0, "pair_order": "first"}))
+    with pytest.raises(ValueError, match="pair_order"):
+        load_pair_order(tmp_path)
+    (tmp_path / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1, "b": 0}))
+    assert load_pair_order(tmp_path) == "both"  # calibrations fitted before the field existed
 
 
 @pytest.mark.parametrize("which", ["int8", "fp32"])
@@ -171,3 +185,20 @@ def test_platt_fit_recovers_a_known_scaling():
     assert a == pytest.approx(0.5, abs=0.05) and b == pytest.approx(-1.0, abs=0.1)
     p = 1 / (1 + np.exp(-(a * logits + b)))
     assert expected_calibration_error(p, labels) < 0.02
+
+
+def test_roles_swap_two_names_but_not_a_symmetric_list():
+    out = hard_cases.swap_roles("He said Aamir Khan agreed after reading Mehra 's script .", rng())
+    assert out == "He said Mehra agreed after reading Aamir Khan 's script ."
+    # A name run that starts the sentence is skipped (its first word is capitalised anyway).
+    assert hard_cases.swap_roles("Aamir Khan agreed after reading Mehra 's script .", rng()) is None
+    assert hard_cases.swap_roles("the team from Paris and London won", rng()) is None  # "A and B" == "B and A"
+    moved = hard_cases.swap_roles("He moved from Ohio to Texas in 1990 .", random.Random(3))
+    assert sorted(changed_words("He moved from Ohio to Texas in 1990 .", moved)[0]) in (["Ohio", "Texas"], [])
+    assert sorted(moved.split()) == sorted("He moved from Ohio to Texas in 1990 .".split())
+
+
+def test_a_leading_phrase_moves_to_the_end():
+    out = hard_cases.move_phrase("In 1972 , the family moved to Camp Hill .", rng())
+    assert out == "The family moved to Camp Hill in 1972 ."
+    assert hard_cases.move_phrase("The family moved in 1972 .", rng()) is None

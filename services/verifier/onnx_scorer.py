@@ -5,7 +5,7 @@ Any BERT-style sequence-pair classifier exported to ONNX fits: a directory with 
 [batch, 1], or [batch, 2] for a two-class head) and the `tokenizer.json` it was trained with.
 
 Scoring rules (symmetric logits, calibration, one call per candidate when the model's rows are
-batch-dependent, as with the bundled dynamically quantized int8 model) live in
+batch-dependent, as with the bundled ms-marco model, dynamically quantized int8) live in
 `scorer.CrossEncoderScorer`, shared with the Triton backend; this module only runs the graph.
 """
 
@@ -29,6 +29,7 @@ class OnnxPairScorer(CrossEncoderScorer):
         max_length: int = 256,
         threads: int = 1,
         calibration: Calibration | None = None,
+        pair_order: str | None = None,
     ) -> None:
         self._info = common_pb2.ModelInfo(
             model_id=model_id, model_version=model_version(model_dir), dimension=0, backend="onnx"
@@ -54,6 +55,7 @@ class OnnxPairScorer(CrossEncoderScorer):
             max_length=max_length,
             wants_type_ids="token_type_ids" in names,
             calibration=calibration,
+            pair_order=pair_order,
         )
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:

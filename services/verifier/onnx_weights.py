@@ -30,12 +30,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from deja.mlx_bert import BertShape
+if TYPE_CHECKING:  # mlx is imported only where a shape is built: training reads weights without it
+    from deja.mlx_bert import BertShape
 
 _EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 _LAYER_LINEARS = (
@@ -58,6 +60,17 @@ def read_bert(model: onnx.ModelProto, config_path: Path | None = None) -> tuple[
 
     `pooler.*` and `classifier.*` are there when the graph has them (a plain BertModel has neither)."""
     graph = _Graph(model.graph)
+    weights = _read_weights(graph)
+    hidden = weights["embeddings.word_embeddings.weight"].shape[1]
+    return weights, _shape(graph, graph.prefix(), hidden, config_path)
+
+
+def read_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The weights of `read_bert` alone (no shape, no mlx): e.g. to continue training a shipped model."""
+    return _read_weights(_Graph(model.graph))
+
+
+def _read_weights(graph: _Graph) -> dict[str, np.ndarray]:
     prefix = graph.prefix()
     weights: dict[str, np.ndarray] = {}
     for table in _EMBEDDINGS:
@@ -76,8 +89,7 @@ def read_bert(model: onnx.ModelProto, config_path: Path | None = None) -> tuple[
         _linear(graph, weights, prefix, "pooler.dense")
     if graph.has("classifier.bias"):
         _linear(graph, weights, "", "classifier")
-    hidden = weights["embeddings.word_embeddings.weight"].shape[1]
-    return weights, _shape(graph, prefix, hidden, config_path)
+    return weights
 
 
 def _linear(graph: _Graph, weights: dict[str, np.ndarray], prefix: str, name: str) -> None:
@@ -91,6 +103,8 @@ def _norm(graph: _Graph, weights: dict[str, np.ndarray], prefix: str, name: str)
 
 
 def _shape(graph: _Graph, prefix: str, hidden: int, config_path: Path | None) -> BertShape:
+    from deja.mlx_bert import BertShape
+
     config = json.loads(config_path.read_text()) if config_path and config_path.is_file() else {}
     query_bias = f"{prefix}encoder.layer.0.attention.self.query.bias"
     heads = config.get("num_attention_heads") or graph.heads(query_bias, hidden)

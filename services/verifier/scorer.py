@@ -5,10 +5,13 @@ this interface, so a new backend (Triton, MLX) or a new model (the trained same-
 cross-encoder) drops in without touching the gRPC side.
 
 Scores are **symmetric**: "does B ask what A asks" has no direction, and a cross-encoder
-reads its two segments differently, so each pair is scored both ways and the two logits are
-averaged before the logit -> probability step. Averaging logits (rather than probabilities)
-keeps one confident direction from being flattened by the sigmoid's saturation, and it is
-exactly symmetric: score(a, [b]) == score(b, [a]).
+reads its two segments differently. Two ways to make score(a, [b]) == score(b, [a]) exact, named
+by the model folder's calibration.json (`pair_order`):
+- "both" (default; the bundled ms-marco model): each pair is scored both ways and the two logits
+  are averaged before the logit -> probability step (averaging logits rather than probabilities
+  keeps one confident direction from being flattened by the sigmoid's saturation);
+- "canonical" (the trained verifier, which saw every training pair in both orders): one row per
+  pair, its two texts in sorted order: half the inference of "both".
 
 Logit -> probability goes through a `Calibration`: the model folder's `calibration.json` (Platt
 scaling fitted on held-out dev pairs, shipped with the trained verifier; `load_calibration`), so
@@ -37,6 +40,18 @@ Calibration = Callable[[np.ndarray], np.ndarray]
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Uncalibrated logit -> (0, 1); the tanh form does not overflow for large |logit|."""
     return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
+PAIR_ORDERS = ("both", "canonical")
+
+
+def load_pair_order(model_dir: Path) -> str:
+    """calibration.json's `pair_order` ("both" when absent): the calibration was fitted on those logits."""
+    path = model_dir / "calibration.json"
+    order = json.loads(path.read_text()).get("pair_order", "both") if path.is_file() else "both"
+    if order not in PAIR_ORDERS:
+        raise ValueError(f"{path}: pair_order {order!r} is not one of {PAIR_ORDERS}")
+    return order
 
 
 def load_calibration(model_dir: Path) -> Calibration | None:
@@ -86,12 +101,15 @@ class CrossEncoderScorer:
     """A BERT-style pair classifier behind any runtime: what every such backend shares.
 
     Pair encoding (the model's tokenizer.json, right-padded to the call's longest pair, longest-first
-    truncation to `max_length`), symmetric logits (both orders in one call), the two-class head
+    truncation to `max_length`), symmetric logits (`pair_order`; by default the one in calibration.json
+    next to the tokenizer), the two-class head
     rule, calibration, and the per-candidate rule: dynamically quantized int8 models pick one
     activation scale per tensor over every row of a call, so a candidate's score would depend on
     which other candidates came with it; a cache must give the same answer for the same pair, so
     at load time the scorer checks whether rows are independent and, if not, makes one call per
-    candidate (its two rows have the same length: no padding, and the shared scale is symmetric).
+    candidate (its rows have the same length: no padding, and a shared scale stays symmetric). The
+    trained verifier's int8 model is statically quantized (fixed activation scales): its rows are
+    independent, so all candidates go in one call.
 
     A subclass sets `self._info` and implements `_run(feed) -> raw outputs` (a [rows] or [rows, 1]
     logit, or [rows, 2] for a two-class head) before calling `__init__`.
@@ -103,7 +121,13 @@ class CrossEncoderScorer:
     rows_always_independent = False
 
     def __init__(
-        self, tokenizer_path: Path, *, max_length: int, wants_type_ids: bool, calibration: Calibration | None
+        self,
+        tokenizer_path: Path,
+        *,
+        max_length: int,
+        wants_type_ids: bool,
+        calibration: Calibration | None,
+        pair_order: str | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -114,6 +138,9 @@ class CrossEncoderScorer:
         self._tokenizer.enable_truncation(max_length)  # longest_first: trims the longer text of the pair
         self._wants_type_ids = wants_type_ids
         self._calibrate = calibration or sigmoid
+        self.pair_order = pair_order or load_pair_order(tokenizer_path.parent)
+        if self.pair_order not in PAIR_ORDERS:
+            raise ValueError(f"pair_order {self.pair_order!r} is not one of {PAIR_ORDERS}")
         self.batches_candidates = self.rows_always_independent or self._rows_are_independent()
         log.info(
             "verifier_model_loaded",
@@ -121,6 +148,7 @@ class CrossEncoderScorer:
             model_version=self._info.model_version,
             backend=self._info.backend,
             max_length=max_length,
+            pair_order=self.pair_order,
             batches_candidates=self.batches_candidates,
         )
 
@@ -141,7 +169,9 @@ class CrossEncoderScorer:
         raise NotImplementedError
 
     def _symmetric_logits(self, query: str, candidates: Sequence[str]) -> np.ndarray:
-        """Mean of logit(query, c) and logit(c, query), both directions in one inference call."""
+        """Mean of logit(query, c) and logit(c, query) in one inference call, or logit(sorted pair)."""
+        if self.pair_order == "canonical":
+            return self._logits([(query, c) if query <= c else (c, query) for c in candidates])
         n = len(candidates)
         logits = self._logits([(query, c) for c in candidates] + [(c, query) for c in candidates])
         return (logits[:n] + logits[n:]) / 2

@@ -55,6 +55,7 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(error)
 
 
-def write(model_dir: Path, a: float, b: float, fitted_on: dict) -> None:
-    record = {"method": "platt", "a": round(a, 6), "b": round(b, 6), "fitted_on": fitted_on}
+def write(model_dir: Path, a: float, b: float, fitted_on: dict, pair_order: str) -> None:
+    """`pair_order` is how the fitted logits were made (scorer.load_pair_order reads it back)."""
+    record = {"method": "platt", "a": round(a, 6), "b": round(b, 6), "pair_order": pair_order, "fitted_on": fitted_on}
     (model_dir / "calibration.json").write_text(json.dumps(record, indent=2) + "\n")

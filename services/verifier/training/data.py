@@ -30,6 +30,8 @@ class Recipe:
     mutated_per_kind: int = 600  # hard negatives / positives per mutation kind, from QQP train questions
     templates: int = 3000  # synthetic cache-style pairs
     both_orders: tuple[str, ...] = ("paws",)  # the others: one random order each (see MODEL_CARD.md)
+    paws_repeats: int = 1  # PAWS dev is the only word-order data (2,000 pairs): repeat it
+    sentence_mutations: int = 0  # PAWS-style pairs per sentence rule, from MRPC / STS-B / PAWS dev sentences
 
 
 def read_split(datasets: Path, name: str, split: str) -> list[Row]:
@@ -41,10 +43,16 @@ def read_split(datasets: Path, name: str, split: str) -> list[Row]:
         ]
 
 
-def mutated_pairs(questions: list[str], rng: random.Random, per_kind: int) -> list[Row]:
+def mutated_pairs(
+    questions: list[str],
+    rng: random.Random,
+    per_kind: int,
+    negatives: dict[str, hard_cases.Mutation] = hard_cases.NEGATIVES,
+    positives: dict[str, hard_cases.Mutation] = hard_cases.POSITIVES,
+) -> list[Row]:
     """(question, mutation) rows: label 0 for the meaning-changing rules, 1 for rewordings/typos."""
     rows: list[Row] = []
-    for label, rules in ((0, hard_cases.NEGATIVES), (1, hard_cases.POSITIVES)):
+    for label, rules in ((0, negatives), (1, positives)):
         for kind, rule in rules.items():
             made = 0
             for question in rng.sample(questions, len(questions)):
@@ -63,10 +71,17 @@ def training_rows(datasets: Path, recipe: Recipe) -> list[Row]:
     rows = rng.sample(qqp, min(recipe.qqp_train, len(qqp)))
     rows += rng.sample(read_split(datasets, "mrpc", "train"), recipe.mrpc_train)
     rows += rng.sample(read_split(datasets, "stsb", "train"), recipe.stsb_train)
-    rows += read_split(datasets, "paws", "dev")
+    paws = read_split(datasets, "paws", "dev")
+    rows += paws * recipe.paws_repeats
     questions = sorted({text for a, b, _, _ in qqp for text in (a, b)})
     rows += mutated_pairs(questions, rng, recipe.mutated_per_kind)
     rows += [(a, b, label, "template") for a, b, label, _ in template_pairs(rng, recipe.templates)]
+    if recipe.sentence_mutations:
+        news = read_split(datasets, "mrpc", "train") + read_split(datasets, "stsb", "train") + paws
+        sentences = sorted({text for a, b, _, _ in news for text in (a, b) if len(text.split()) >= 6})
+        rows += mutated_pairs(
+            sentences, rng, recipe.sentence_mutations, hard_cases.SENTENCE_NEGATIVES, hard_cases.SENTENCE_POSITIVES
+        )
     out: list[Row] = []
     for a, b, label, source in rows:
         family = source.split("-")[0]

@@ -42,9 +42,12 @@ PREFILTERS = [round(x, 2) for x in np.arange(0.50, 0.91, 0.05)]
 GATEWAY_THRESHOLD = 0.5  # DEJA_VERIFIER_THRESHOLD's default
 
 
-def raw_scorer(model_dir: Path) -> OnnxPairScorer:
+PAIR_ORDER = "canonical"  # trained on both orders: one sorted row per pair (see scorer.py)
+
+
+def raw_scorer(model_dir: Path, pair_order: str = PAIR_ORDER) -> OnnxPairScorer:
     """Symmetric logits out (identity calibration); threads=1 as the service's default."""
-    return OnnxPairScorer(model_dir, model_id=model_dir.name, calibration=lambda z: z)
+    return OnnxPairScorer(model_dir, model_id=model_dir.name, calibration=lambda z: z, pair_order=pair_order)
 
 
 def logits(scorer: OnnxPairScorer, rows) -> np.ndarray:
@@ -56,7 +59,8 @@ def fit(model_dir: Path, rows) -> tuple[np.ndarray, tuple[float, float]]:
     labels = np.array([r[2] for r in rows])
     a, b = calibrate.fit_platt(z, labels)
     sources = sorted({r[3] for r in rows})
-    calibrate.write(model_dir, a, b, {"pairs": len(rows), "positives": int(labels.sum()), "sets": sources})
+    fitted_on = {"pairs": len(rows), "positives": int(labels.sum()), "sets": sources}
+    calibrate.write(model_dir, a, b, fitted_on, PAIR_ORDER)
     return z, (a, b)
 
 

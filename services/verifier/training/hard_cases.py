@@ -238,6 +238,48 @@ def restyle(text: str, rng: random.Random) -> str | None:
     return out if out != text else None
 
 
+# Sentence-level rules, PAWS-style: the same words in another order. Applied to the news and
+# Wikipedia sentences of MRPC / STS-B / PAWS dev (not to questions).
+_PROPER = re.compile(r"(?<![\w'$])[A-Z][\w'-]*(?: (?:of |de |von |the )?[A-Z][\w'-]*)*")
+_WHOLE_NUMBER = re.compile(r"(?<![\w.,$])\d+(?:\.\d+)?(?![\w%$]|[.,]\d)")
+_SYMMETRIC_JOIN = re.compile(r"^\s*(?:,\s*)?(?:and|or|&|,)\s*$")
+
+
+def swap_roles(text: str, rng: random.Random) -> str | None:
+    """Two names (or two numbers) trade places: "A moved from X to Y" -> "A moved from Y to X".
+    Names joined only by "and" / "or" / "," are left alone: swapping those keeps the meaning."""
+    spans = [m for m in _PROPER.finditer(text) if m.start() > 0] or []
+    numbers = list(_WHOLE_NUMBER.finditer(text))
+    for found in rng.sample([spans, numbers], 2):
+        pairs = [
+            (a, b)
+            for i, a in enumerate(found)
+            for b in found[i + 1 :]
+            if a.group(0) != b.group(0) and not _SYMMETRIC_JOIN.match(text[a.end() : b.start()])
+        ]
+        if pairs:
+            a, b = rng.choice(pairs)
+            return text[: a.start()] + b.group(0) + text[a.end() : b.start()] + a.group(0) + text[b.end() :]
+    return None
+
+
+_LEADING_PHRASE = re.compile(r"^(In|On|At|During|After|Before|Since|By|From) ([^,]{3,40}?)\s*,\s+(.+?)(\s*[.?!])?$")
+
+
+def move_phrase(text: str, rng: random.Random) -> str | None:
+    """A leading phrase moves to the end: "In 1972 , the family moved" -> "The family moved in 1972"."""
+    m = _LEADING_PHRASE.match(text)
+    if not m or not m.group(3)[:1].isalpha():
+        return None
+    rest = m.group(3)
+    first = rest.split(" ", 1)[0]
+    if first not in ("I",) and not (first.isupper() and len(first) > 1) and not _PROPER.match(first):
+        rest = rest[:1].upper() + rest[1:]
+    elif first[:1].islower():
+        rest = rest[:1].upper() + rest[1:]
+    return f"{rest[:1].upper()}{rest[1:]} {m.group(1).lower()} {m.group(2)}{m.group(4) or ''}"
+
+
 Mutation = Callable[[str, random.Random], "str | None"]
 
 NEGATIVES: dict[str, Mutation] = {
@@ -249,3 +291,5 @@ NEGATIVES: dict[str, Mutation] = {
     "direction": swap_direction,
 }
 POSITIVES: dict[str, Mutation] = {"reorder": reorder, "reword": reword, "typo": add_typos, "restyle": restyle}
+SENTENCE_NEGATIVES: dict[str, Mutation] = {"roles": swap_roles}
+SENTENCE_POSITIVES: dict[str, Mutation] = {"phrase": move_phrase}

