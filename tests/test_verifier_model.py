@@ -83,6 +83,21 @@ def test_an_unknown_pair_order_is_refused(tmp_path):
     assert load_pair_order(tmp_path) == "both"  # calibrations fitted before the field existed
 
 
+def test_the_int8_graph_holds_the_fp32_weights_within_quantization_error():
+    # The MLX backend reads the verifier's weights out of model.onnx (QDQ: per-channel DequantizeLinear).
+    import onnx
+
+    from services.verifier.onnx_weights import read_weights
+
+    int8 = read_weights(onnx.load(str(MODEL / "model.onnx")))
+    fp32 = read_weights(onnx.load(str(MODEL / "fp32" / "model.onnx")))
+    assert int8.keys() == fp32.keys() and "classifier.weight" in fp32
+    for name, reference in fp32.items():
+        assert int8[name].shape == reference.shape, name
+        # int8 steps are 1/127 of a channel's largest |weight|: a mis-read axis or scale is off by far more
+        assert np.abs(int8[name] - reference).max() <= np.abs(reference).max() / 100, name
+
+
 @pytest.mark.parametrize("which", ["int8", "fp32"])
 def test_traps_score_below_paraphrases(which, scorer, fp32_scorer):
     model = scorer if which == "int8" else fp32_scorer

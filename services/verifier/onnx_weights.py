@@ -8,9 +8,12 @@ Add that consumes `<linear>.bias` adds it to the output of the Linear's MatMul, 
 is the weight `[in, out]`. Two layouts are understood:
 
 - fp32: `MatMul(x, W)`, or `Gemm(x, W, bias)` (pooler and classifier of some exports);
-- dynamic int8 (onnxruntime `quantize_dynamic`, the bundled model): `MatMulInteger(x_q, W_q,
+- dynamic int8 (onnxruntime `quantize_dynamic`, the bundled ms-marco model): `MatMulInteger(x_q, W_q,
   x_zp, W_zp) -> Cast -> Mul(x_scale * W_scale)`, and embedding tables stored as
-  `<name>_quantized`, `<name>_scale`, `<name>_zero_point` feeding Gather -> DequantizeLinear.
+  `<name>_quantized`, `<name>_scale`, `<name>_zero_point` feeding Gather -> DequantizeLinear;
+- static int8 in QDQ form (`quantize_static`, the trained verifier): each weight is
+  `DequantizeLinear(W_q, scale, zero_point, axis)` of initializers (per-channel scales), and
+  activations pass through QuantizeLinear -> DequantizeLinear pairs, which are looked through.
 
 A named tensor may also be the output of a Concat of initializers (a table split into parts to
 keep external-data files small, as the trained verifier's fp32 export does).
@@ -143,7 +146,35 @@ class _Graph:
             return numpy_helper.to_array(self._initializers[name])
         if name in self._constants:
             return numpy_helper.to_array(self._constants[name].attribute[0].t)
+        node = self._producer.get(name)
+        if node is not None and node.op_type == "DequantizeLinear":  # a QDQ weight: dequantize it here
+            return self._dequantize_node(node)
         return None
+
+    def _dequantize_node(self, node: onnx.NodeProto) -> np.ndarray | None:
+        quantized = self.constant(node.input[0])
+        if quantized is None:
+            return None  # an activation's fake-quant pair, not a weight
+        scale = self.constant(node.input[1])
+        zero_point = self.constant(node.input[2]) if len(node.input) > 2 else None
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale is not None and scale.ndim == 1 and scale.size > 1:  # per-channel: along `axis`
+            shape = [1] * quantized.ndim
+            shape[axis] = scale.size
+            scale = scale.reshape(shape)
+            zero_point = None if zero_point is None else zero_point.reshape(shape)
+        return _dequantize(quantized, scale, zero_point)
+
+    def _through_fake_quant(self, name: str) -> str:
+        """The tensor an activation's QuantizeLinear -> DequantizeLinear pair (static int8) stands for."""
+        node = self._producer.get(name)
+        while node is not None and node.op_type == "DequantizeLinear":
+            quantize = self._producer.get(node.input[0])
+            if quantize is None or quantize.op_type != "QuantizeLinear":
+                break
+            name = quantize.input[0]
+            node = self._producer.get(name)
+        return name
 
     def named(self, name: str) -> np.ndarray:
         """A parameter the graph kept under its own name, dequantized when stored as `<name>_quantized`."""
@@ -157,6 +188,9 @@ class _Graph:
         quantized = self.constant(f"{name}_quantized")
         if quantized is None:
             raise OnnxWeightsError(f"no initializer {name} (nor {name}_quantized)")
+        for node in self._consumers.get(f"{name}_quantized", []):
+            if node.op_type == "DequantizeLinear":  # its axis says how per-channel scales broadcast
+                return self._dequantize_node(node)
         return _dequantize(quantized, self.constant(f"{name}_scale"), self.constant(f"{name}_zero_point"))
 
     def linear_weight(self, bias: str) -> np.ndarray:
@@ -172,7 +206,7 @@ class _Graph:
         raise OnnxWeightsError(f"{bias}: no Add or Gemm uses it")
 
     def _matmul_weight(self, product: str, bias: str) -> np.ndarray:
-        node = self._producer.get(product)
+        node = self._producer.get(self._through_fake_quant(product))
         if node is not None and node.op_type == "MatMul":
             return self.tensor(node.input[1])
         if node is not None and node.op_type == "Mul":  # dynamic int8: MatMulInteger -> Cast -> Mul(scales)
@@ -189,7 +223,7 @@ class _Graph:
     def tensor(self, name: str) -> np.ndarray:
         value = self.constant(name)
         if value is None:
-            raise OnnxWeightsError(f"{name}: a MatMul weight that is not an initializer (QDQ graphs are not read)")
+            raise OnnxWeightsError(f"{name}: a MatMul weight that is neither an initializer nor dequantized from one")
         return value.astype(np.float32)
 
     def heads(self, query_bias: str, hidden: int) -> int:

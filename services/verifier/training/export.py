@@ -113,7 +113,7 @@ def save_chunked(model: onnx.ModelProto, out_dir: Path) -> None:
     onnx.save_model(model, out_dir / "model.onnx")  # writes (appends) each tensor to its location
 
 
-FLOAT_LINEARS = re.compile(r"encoder\.layer\.\d+\.output\.dense\.bias$")  # FFN down-projections
+FFN_DOWN = r"encoder\.layer\.\d+\.output\.dense\.bias$"  # Linears kept float are named by their bias
 CALIBRATION_PAIRS = 320
 CALIBRATION_BATCH = 16
 
@@ -137,8 +137,9 @@ def calibration_pairs(datasets: Path, seed: int = 13) -> list[tuple[str, str]]:
     return [(a, b) if rng.random() < 0.5 else (b, a) for a, b, _, _ in rows]
 
 
-def float_nodes(model: onnx.ModelProto) -> list[str]:
-    """MatMuls kept float: attention products (no weight input) and the FFN down-projections."""
+def float_nodes(model: onnx.ModelProto, float_linears: str) -> list[str]:
+    """MatMuls kept float: attention products (no weight input) and Linears whose bias matches."""
+    pattern = re.compile(float_linears) if float_linears else None
     weights = {init.name for init in model.graph.initializer}
     bias_of = {i: n for n in model.graph.node if n.op_type == "Add" for i in n.input}
     keep = []
@@ -146,19 +147,19 @@ def float_nodes(model: onnx.ModelProto) -> list[str]:
         if node.op_type != "MatMul":
             continue
         add = bias_of.get(node.output[0])
-        if not any(i in weights for i in node.input) or (add and any(FLOAT_LINEARS.search(i) for i in add.input)):
+        if not any(i in weights for i in node.input) or (add and pattern and any(pattern.search(i) for i in add.input)):
             keep.append(node.name)
     return keep
 
 
-def quantize(plain: Path, out: Path, tokenizer: Tokenizer, datasets: Path) -> None:
+def quantize(plain: Path, out: Path, tokenizer: Tokenizer, datasets: Path, float_linears: str) -> None:
     quantize_static(
         str(plain),
         str(out),
         PairBatches(tokenizer, calibration_pairs(datasets)),
         quant_format=QuantFormat.QDQ,
         op_types_to_quantize=["MatMul", "Gather"],
-        nodes_to_exclude=float_nodes(onnx.load(str(plain))),
+        nodes_to_exclude=float_nodes(onnx.load(str(plain)), float_linears),
         per_channel=True,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
@@ -180,6 +181,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="model folder: int8 here, fp32 in <out>/fp32")
     parser.add_argument("--datasets", type=Path, required=True, help="dev pairs for the int8 activation ranges")
+    parser.add_argument(
+        "--float-linears", default="", help=f"regex of Linear bias names kept float in int8, e.g. {FFN_DOWN!r}"
+    )
     args = parser.parse_args()
 
     model = BertForSequenceClassification.from_pretrained(str(args.checkpoint)).eval()
@@ -212,7 +216,7 @@ def main() -> None:
 
         args.out.mkdir(parents=True, exist_ok=True)
         int8 = args.out / "model.onnx"
-        quantize(plain, int8, tokenizer, args.datasets)
+        quantize(plain, int8, tokenizer, args.datasets, args.float_linears)
         print(f"int8: max |logit - torch| = {check(int8, reference, feed, 1.0):.4f}")
     for folder in (args.out, fp32_dir):
         shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
