@@ -68,7 +68,7 @@ def test_a_reworded_question_is_a_verified_semantic_hit(semantic_cluster):
     calls = upstream_calls(semantic_cluster)
     raw = ask(client, "How can I horizontally center a div using CSS?")
     assert raw.headers["x-deja-cache"] == "hit-semantic"
-    assert 0.75 <= float(raw.headers["x-deja-similarity"]) <= 1.0
+    assert 0.70 <= float(raw.headers["x-deja-similarity"]) <= 1.0
     assert 0.5 <= float(raw.headers["x-deja-verifier-score"]) <= 1.0
     assert raw.parse().choices[0].message.content == answer.choices[0].message.content
     assert upstream_calls(semantic_cluster) == calls

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class Recipe:
     both_orders: tuple[str, ...] = ("paws",)  # the others: one random order each (see MODEL_CARD.md)
     paws_repeats: int = 1  # PAWS dev is the only word-order data (2,000 pairs): repeat it
     sentence_mutations: int = 0  # PAWS-style pairs per sentence rule, from MRPC / STS-B / PAWS dev sentences
+    contrast_positives: bool = False  # a harmless edit of every negative mutation's question (label 1)
+    qqp_cluster_positives: int = 0  # unlabelled same-cluster pairs of QQP train questions (transitive duplicates)
 
 
 def read_split(datasets: Path, name: str, split: str) -> list[Row]:
@@ -49,8 +52,13 @@ def mutated_pairs(
     per_kind: int,
     negatives: dict[str, hard_cases.Mutation] = hard_cases.NEGATIVES,
     positives: dict[str, hard_cases.Mutation] = hard_cases.POSITIVES,
+    contrast: bool = False,
 ) -> list[Row]:
-    """(question, mutation) rows: label 0 for the meaning-changing rules, 1 for rewordings/typos."""
+    """(question, mutation) rows: label 0 for the meaning-changing rules, 1 for rewordings/typos.
+
+    With `contrast`, each negative's question also gets a harmless edit (label 1): otherwise a
+    near-copy that matches a negative rule's pattern ("convert A to B") reads as a negative by itself.
+    """
     rows: list[Row] = []
     for label, rules in ((0, negatives), (1, positives)):
         for kind, rule in rules.items():
@@ -62,6 +70,41 @@ def mutated_pairs(
                 if other and other != question:
                     rows.append((question, other, label, f"mutation-{kind}"))
                     made += 1
+                    if contrast and label == 0:
+                        rows += harmless_edit(question, rng, positives)
+    return rows
+
+
+def harmless_edit(question: str, rng: random.Random, positives: dict[str, hard_cases.Mutation]) -> list[Row]:
+    """(question, the first positive rule's edit that applies, 1), rules tried in a random order."""
+    for rule in rng.sample(list(positives.values()), len(positives)):
+        other = rule(question, rng)
+        if other and other != question:
+            return [(question, other, 1, "mutation-contrast")]
+    return []
+
+
+def cluster_positives(datasets: Path, qqp_train: list[Row], rng: random.Random, per_cluster: int = 6) -> list[Row]:
+    """Pairs of QQP train questions in one same-intent cluster that the train split does not label.
+
+    clusters.jsonl.gz spans every split, but the splits follow the question graph's components,
+    so a cluster holding a train question holds train questions only (checked: no test text here).
+    At most `per_cluster` pairs from one cluster: a big cluster would otherwise add its size squared.
+    """
+    train_texts = {text for a, b, _, _ in qqp_train for text in (a, b)}
+    labelled = {frozenset((a, b)) for a, b, _, _ in qqp_train}
+    members: dict[int, list[str]] = {}
+    with gzip.open(datasets / "qqp" / "clusters.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            members.setdefault(record["cluster_id"], []).append(record["question"])
+    rows: list[Row] = []
+    for cluster_id in sorted(members):
+        questions = sorted(set(members[cluster_id]))
+        if not all(q in train_texts for q in questions):
+            continue
+        new = [(a, b) for i, a in enumerate(questions) for b in questions[i + 1 :] if frozenset((a, b)) not in labelled]
+        rows += [(a, b, 1, "qqp-cluster") for a, b in rng.sample(new, min(per_cluster, len(new)))]
     return rows
 
 
@@ -69,12 +112,15 @@ def training_rows(datasets: Path, recipe: Recipe) -> list[Row]:
     rng = random.Random(recipe.seed)
     qqp = read_split(datasets, "qqp", "train")
     rows = rng.sample(qqp, min(recipe.qqp_train, len(qqp)))
+    if recipe.qqp_cluster_positives:
+        extra = cluster_positives(datasets, qqp, rng)
+        rows += rng.sample(extra, min(recipe.qqp_cluster_positives, len(extra)))
     rows += rng.sample(read_split(datasets, "mrpc", "train"), recipe.mrpc_train)
     rows += rng.sample(read_split(datasets, "stsb", "train"), recipe.stsb_train)
     paws = read_split(datasets, "paws", "dev")
     rows += paws * recipe.paws_repeats
     questions = sorted({text for a, b, _, _ in qqp for text in (a, b)})
-    rows += mutated_pairs(questions, rng, recipe.mutated_per_kind)
+    rows += mutated_pairs(questions, rng, recipe.mutated_per_kind, contrast=recipe.contrast_positives)
     rows += [(a, b, label, "template") for a, b, label, _ in template_pairs(rng, recipe.templates)]
     if recipe.sentence_mutations:
         news = read_split(datasets, "mrpc", "train") + read_split(datasets, "stsb", "train") + paws

@@ -101,7 +101,14 @@ def _stage(number: int, training: dict) -> list[str]:
         f"Recipe: seed {recipe['seed']}; QQP train {recipe['qqp_train']} of 56,772 pairs, MRPC train "
         f"{recipe['mrpc_train']} of 4,076, STS-B train {recipe['stsb_train']} of 5,749, PAWS dev (2,000) x "
         f"{recipe.get('paws_repeats', 1)} in both orders, {recipe['mutated_per_kind']} per question mutation, "
-        f"{recipe.get('sentence_mutations', 0)} per sentence mutation, {recipe['templates']} template pairs.",
+        f"{recipe.get('sentence_mutations', 0)} per sentence mutation, {recipe['templates']} template pairs"
+        + (", a harmless edit of each negative mutation's question" if recipe.get("contrast_positives") else "")
+        + (
+            f", up to {recipe['qqp_cluster_positives']} same-cluster QQP train pairs"
+            if recipe.get("qqp_cluster_positives")
+            else ""
+        )
+        + ".",
         "",
         f"Settings: {hyper['epochs']} epoch, batch {hyper['batch']}, AdamW lr {hyper['lr']} "
         f"(linear warm-up {hyper['warmup']:.0%}, linear decay), weight decay {hyper['weight_decay']}, binary "
@@ -131,8 +138,8 @@ def render(metrics: dict, training: dict) -> str:
         "",
         "- `model.onnx`: statically quantized int8 (ONNX Runtime on CPU; the verifier's default). Fixed",
         "  activation scales (from dev pairs), so a candidate's score does not depend on the other candidates",
-        "  of a call and all candidates share one call; the FFN down-projections and attention products stay",
-        "  float (quantizing them quadrupled the logit error).",
+        "  of a call and all candidates share one call. Every Linear is int8 (per-channel weights, uint8",
+        "  activations); the attention products (activation x activation) stay float.",
         "- `fp32/model.onnx` + `fp32/model.onnx.data-*`: fp32 for Triton on GPU. Weights are ONNX external data in",
         "  chunks under 40 MB (the repository keeps every file under 40 MB and has no LFS); the 47 MB word-embedding",
         "  table is stored as two halves joined by a Concat that ONNX Runtime folds at load.",
@@ -156,6 +163,10 @@ def render(metrics: dict, training: dict) -> str:
         "a symmetric 'X and Y', add typos or change case/punctuation. Sentence rewrites (PAWS-style) from",
         "MRPC / STS-B / PAWS dev sentences: `mutation-roles` swaps two names or two numbers (negative; names",
         "joined by and/or are left alone), `mutation-phrase` moves a leading phrase to the end (positive).",
+        "`mutation-contrast`: the question of a negative mutation with a harmless edit (positive), so that a",
+        'near-copy matching a negative rule\'s pattern ("convert A to B") is not read as a negative by itself.',
+        "`qqp-cluster`: unlabelled pairs of QQP train questions in one same-intent cluster (clusters.jsonl.gz;",
+        "at most 6 per cluster; train clusters hold train questions only).",
         "`template`: synthetic cache-style questions (templates.py); positives reword with the same slots,",
         "negatives change one slot. The datasets are used only to build the model; none ship with it.",
         "",
@@ -194,6 +205,8 @@ def render(metrics: dict, training: dict) -> str:
         "## Limits",
         "",
         "- Trained on CPU only (two cores, shared): see the targets above for what it reaches.",
+        "- PAWS: the only PAWS data here is the 2,000-pair dev split (the 49k-pair PAWS-Wiki train split is not",
+        "  in ../shared/datasets, and no package ships it); rule-based word swaps do not replace it.",
         "- English questions; long prompts are truncated to the scorer's DEJA_VERIFIER_MAX_LENGTH tokens.",
         "- QQP labels are noisy; precision measured on QQP's hard negatives is pessimistic for a real cache.",
         "",
