@@ -378,6 +378,12 @@ def test_the_default_values_put_triton_on_gpu_nodes_with_tracing():
     for name in ("deja-embedder", "deja-verifier"):
         env = plain_env(main_container(by_name(docs, "Deployment")[name]))
         assert env[f"DEJA_{name.split('-')[1].upper()}_BACKEND"] == "triton"
+    # On a GPU the verifier asks Triton for the fp32 export and reads that export's tokenizer/calibration.
+    verifier = plain_env(main_container(by_name(docs, "Deployment")["deja-verifier"]))
+    assert verifier["DEJA_VERIFIER_TRITON_MODEL"] == "verifier-fp32"
+    fp32 = Path(verifier["DEJA_VERIFIER_MODEL_DIR"]).relative_to("/app")
+    assert (REPO / fp32 / "model.onnx").is_file() and (REPO / fp32 / "calibration.json").is_file()
+    assert (REPO / "deploy/triton/model_repository" / "verifier-fp32" / "config.pbtxt").is_file()
 
 
 def test_cpu_only_values_render_no_gpu_and_no_triton():
@@ -395,6 +401,8 @@ def test_triton_without_a_gpu_loads_the_cpu_configs():
     container = main_container(by_name(docs, "Deployment")["deja-triton"])
     assert "--model-config-name=cpu" in container["args"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    verifier = plain_env(main_container(by_name(docs, "Deployment")["deja-verifier"]))
+    assert "DEJA_VERIFIER_TRITON_MODEL" not in verifier  # the int8 model: faster on CPU
 
 
 # -- stores -----------------------------------------------------------------------------------------

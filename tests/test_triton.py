@@ -25,7 +25,7 @@ from services.embedder.backends import create_backend, file_version
 from services.embedder.settings import EmbedderSettings
 from services.verifier import triton_scorer
 from services.verifier.onnx_scorer import OnnxPairScorer
-from services.verifier.scorer import load_scorer
+from services.verifier.scorer import load_scorer, model_version
 from services.verifier.settings import VerifierSettings
 from tests.conftest import make_cluster, sdk, upstream_calls
 from tests.otlp_receiver import OtlpReceiver, missing_edges
@@ -101,19 +101,20 @@ def configs(model: str) -> list[model_config_pb2.ModelConfig]:
     return [text_format.Parse(p.read_text(), model_config_pb2.ModelConfig()) for p in paths]
 
 
-@pytest.mark.parametrize("model", ["embedder", "verifier"])
+@pytest.mark.parametrize("model", ["embedder", "verifier", "verifier-fp32"])
 def test_every_config_carries_the_version_of_its_model_file(model):
-    version = file_version(MODEL_REPOSITORY / model / "1" / "model.onnx")
+    version = model_version(MODEL_REPOSITORY / model / "1")  # the graph and its external-data files
     for config in configs(model):
         assert config.name == model and config.platform == "onnxruntime_onnx"
         assert config.parameters[VERSION_PARAMETER].string_value == version
 
 
-def test_verifier_configs_match_its_graph_and_batch_only_independent_rows():
+@pytest.mark.parametrize(("model", "folder"), [("verifier", ""), ("verifier-fp32", "fp32")])
+def test_verifier_configs_match_its_graph_and_batch_only_independent_rows(model, folder):
     settings = load(VerifierSettings, {})
-    scorer = OnnxPairScorer(settings.resolved_model_dir(), model_id=settings.resolved_model_id())
-    assert scorer.info.model_version == file_version(MODEL_REPOSITORY / "verifier" / "1" / "model.onnx")
-    gpu, cpu = configs("verifier")
+    scorer = OnnxPairScorer(settings.resolved_model_dir() / folder, model_id=settings.resolved_model_id())
+    assert scorer.info.model_version == model_version(MODEL_REPOSITORY / model / "1")
+    gpu, cpu = configs(model)
     kinds = [model_config_pb2.ModelInstanceGroup.Kind.Name(c.instance_group[0].kind) for c in (gpu, cpu)]
     assert kinds == ["KIND_GPU", "KIND_CPU"]
     graph = scorer._session
@@ -184,6 +185,27 @@ def test_verifier_scores_match_the_onnx_backend(triton):
     np.testing.assert_allclose(got, expected, atol=1e-3)
     np.testing.assert_allclose(remote.score(CANDIDATES[0], [QUERY]), got[:1], atol=1e-6)  # symmetric
     assert remote.score(QUERY, []).shape == (0,)
+
+
+@pytest.mark.integration
+def test_the_fp32_verifier_scores_through_triton_as_in_onnx_runtime(triton):
+    """What GPU nodes serve: the fp32 export with its external-data files, its own calibration."""
+    env = {"DEJA_VERIFIER_MODEL_DIR": str(load(VerifierSettings, {}).resolved_model_dir() / "fp32")}
+    settings = load(
+        VerifierSettings,
+        {**env, "DEJA_VERIFIER_BACKEND": "triton", "DEJA_VERIFIER_TRITON_URL": triton.grpc_url,
+         "DEJA_VERIFIER_TRITON_MODEL": "verifier-fp32"},
+    )  # fmt: skip
+    onnx, remote = load_scorer(load(VerifierSettings, env)), triton_scorer.create(settings)
+    assert (
+        remote.info.model_version
+        == onnx.info.model_version
+        != load_scorer(load(VerifierSettings, {})).info.model_version
+    )
+    assert remote.batches_candidates and onnx.batches_candidates
+    expected, got = onnx.score(QUERY, CANDIDATES), remote.score(QUERY, CANDIDATES)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert got[0] < 0.5 < got[3]  # the trap is refused, the same question accepted
 
 
 @pytest.mark.integration

@@ -6,19 +6,20 @@ calibration, and the per-candidate rule (probed through Triton at load: the int8
 depend on their neighbours, so each candidate goes in its own request).
 
 `model_version` is the `deja_model_version` parameter of the model's config (blake3 of the ONNX
-file, written by `make models`), so the same file reports the same version in both backends.
+file and its external-data files, written by `make models`), so the same model folder reports the
+same version in both backends. Triton serves the int8 model as `verifier` and the fp32 export as
+`verifier-fp32` (GPU nodes; DEJA_VERIFIER_MODEL_DIR then names the fp32 folder).
 """
 
 from __future__ import annotations
 
-import blake3
 import numpy as np
 
 from deja.clients.triton import VERSION_PARAMETER, TritonModel, connect
 from deja.logs import get_logger
 from deja.settings import ConfigError
 from deja.v1 import common_pb2
-from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration
+from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration, model_version
 from services.verifier.settings import VerifierSettings
 
 log = get_logger("deja.verifier")
@@ -80,7 +81,7 @@ def create(settings: VerifierSettings) -> TritonPairScorer:
     model_dir = settings.resolved_model_dir()
     served, local = model.parameter(VERSION_PARAMETER), model_dir / "model.onnx"
     # The model file is optional next to a remote model; when it is there it must be the served one.
-    if served and local.is_file() and blake3.blake3(local.read_bytes()).hexdigest()[:16] != served:
+    if served and local.is_file() and model_version(model_dir) != served:
         model.close()
         raise ConfigError(
             f"DEJA_VERIFIER_MODEL_DIR: {model_dir} holds another model than Triton's {settings.triton_model!r}"
