@@ -8,6 +8,7 @@ rules of services/verifier/training on fixed inputs.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -21,6 +22,7 @@ from services.verifier.scorer import load_calibration, load_pair_order, load_sco
 from services.verifier.settings import SHIPPED_MODEL_DIR, VerifierSettings
 from services.verifier.training import hard_cases
 from services.verifier.training.calibrate import expected_calibration_error, fit_platt
+from services.verifier.training.data import cluster_positives, mutated_pairs, read_split
 from services.verifier.training.templates import template_pairs
 from services.verifier.training.traps import TRAPS
 
@@ -217,3 +219,35 @@ def test_a_leading_phrase_moves_to_the_end():
     out = hard_cases.move_phrase("In 1972 , the family moved to Camp Hill .", rng())
     assert out == "The family moved to Camp Hill in 1972 ."
     assert hard_cases.move_phrase("The family moved in 1972 .", rng()) is None
+
+
+def write_tsv(path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("text_a\ttext_b\tlabel\n" + "".join(f"{a}\t{b}\t{label}\n" for a, b, label in rows))
+
+
+def test_cluster_positives_pair_unlabelled_train_questions_of_one_cluster_only(tmp_path):
+    train = [("a1", "a2", 1), ("a2", "a3", 1), ("b1", "x", 0)]
+    write_tsv(tmp_path / "qqp" / "train.tsv.gz", train)
+    clusters = {0: ["a1", "a2", "a3"], 1: ["b1", "t1"], 2: ["t2", "t3"]}  # t*: another split's questions
+    with gzip.open(tmp_path / "qqp" / "clusters.jsonl.gz", "wt") as handle:
+        handle.writelines(json.dumps({"question": q, "cluster_id": c}) + "\n" for c, qs in clusters.items() for q in qs)
+    rows = cluster_positives(tmp_path, read_split(tmp_path, "qqp", "train"), random.Random(1))
+    assert rows == [("a1", "a3", 1, "qqp-cluster")]  # the one pair not labelled already; no mixed cluster
+    big = {0: [f"q{i}" for i in range(10)]}
+    write_tsv(tmp_path / "qqp" / "train.tsv.gz", [(f"q{i}", f"q{i + 1}", 1) for i in range(9)])
+    with gzip.open(tmp_path / "qqp" / "clusters.jsonl.gz", "wt") as handle:
+        handle.writelines(json.dumps({"question": q, "cluster_id": 0}) + "\n" for q in big[0])
+    rows = cluster_positives(tmp_path, read_split(tmp_path, "qqp", "train"), random.Random(1), per_cluster=4)
+    assert len(rows) == 4 and len({frozenset(r[:2]) for r in rows}) == 4
+
+
+def test_contrast_gives_every_negative_mutations_question_a_harmless_edit():
+    questions = ["How do I convert Celsius to Fahrenheit in Python?", "How do I sort a list in ascending order?"]
+    rows = mutated_pairs(questions, random.Random(2), per_kind=2, contrast=True)
+    negatives = [r for r in rows if r[2] == 0]
+    contrasts = [r for r in rows if r[3] == "mutation-contrast"]
+    assert negatives and len(contrasts) == len(negatives)
+    assert all(label == 1 and a in questions and b != a for a, b, label, _ in contrasts)
+    assert not [r for r in mutated_pairs(questions, random.Random(2), per_kind=2) if r[3] == "mutation-contrast"]
