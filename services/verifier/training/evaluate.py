@@ -30,6 +30,7 @@ import structlog
 
 from deja.eval_metrics import auc, recall_at_precision, report, threshold_for_precision
 from deja.settings import load
+from services.gateway.settings import GatewaySettings
 from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.scorer import load_calibration, sigmoid
 from services.verifier.training import calibrate, model_card
@@ -39,7 +40,7 @@ from services.verifier.training.traps import TRAPS
 SEED = 13
 TEST_SETS = ("qqp", "paws", "mrpc", "stsb")
 PREFILTERS = [round(x, 2) for x in np.arange(0.50, 0.91, 0.05)]
-GATEWAY_THRESHOLD = 0.5  # DEJA_VERIFIER_THRESHOLD's default
+GATEWAY_THRESHOLD = load(GatewaySettings, {}).verifier_threshold  # DEJA_VERIFIER_THRESHOLD's default
 
 
 PAIR_ORDER = "canonical"  # trained on both orders: one sorted row per pair (see scorer.py)
@@ -154,6 +155,9 @@ def main() -> None:
                 entry["prefilter"] = [prefilter_table(p, cos, labels, t) for t in (GATEWAY_THRESHOLD, operating)]
         metrics["test"][name] = entry
         print(f"{name}: int8 AUC {entry['int8']['auc']:.3f}  cosine AUC {entry['cosine']['auc']:.3f}", flush=True)
+    gateway = load(GatewaySettings, {})
+    metrics["gateway"] = {"min_similarity": gateway.semantic_min_similarity, "k": gateway.semantic_k,
+                          "threshold": gateway.verifier_threshold}  # fmt: skip
     qqp_test = read_split(args.datasets, "qqp", "test")[: args.limit or None]
     metrics["neighbours_qqp_test"] = neighbour_coverage(emb, qqp_test)
 

@@ -35,6 +35,22 @@ def _metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
+def _combined(metrics: dict) -> list[str]:
+    """The gateway's defaults: how much of the verifier's recall survives its cosine prefilter."""
+    gateway, tables = metrics.get("gateway"), metrics["test"]["qqp"].get("prefilter") or []
+    if not gateway or not tables or not tables[0]:
+        return []
+    row = next((r for r in tables[0]["rows"] if abs(r["min_similarity"] - gateway["min_similarity"]) < 1e-6), None)
+    if row is None:
+        return []
+    return [
+        f"- Cosine prefilter + verifier as the gateway runs them (DEJA_SEMANTIC_MIN_SIMILARITY "
+        f"{gateway['min_similarity']:.2f}, DEJA_SEMANTIC_K {gateway['k']}, DEJA_VERIFIER_THRESHOLD "
+        f"{gateway['threshold']}): keeps {row['kept']:.3f} of the verifier's QQP recall at that threshold "
+        f"(target >= 0.95): {_met(row['kept'] >= 0.95)}."
+    ]
+
+
 def _verdicts(metrics: dict) -> list[str]:
     qqp, paws = metrics["test"]["qqp"]["int8"], metrics["test"]["paws"]["int8"]
     lat = metrics["latency"]
@@ -44,6 +60,7 @@ def _verdicts(metrics: dict) -> list[str]:
         f"- PAWS test AUC {paws['auc']:.3f} (target 0.90): {_met(paws['auc'] >= 0.90)}.",
         f"- Latency, 5 candidates, int8, 2 threads: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
         f"{lat['cpu_ms_per_call']} ms CPU per call (target p50 <= 10 ms): {_met(lat['p50_ms'] <= 10)}.",
+        *_combined(metrics),
     ]
 
 

@@ -31,4 +31,8 @@ TRAPS = [
     Trap("What is the difference between TCP and UDP?", "What is the difference between UDP and TCP?", 1, "reordered"),
     Trap("How do I reverse a string in JavaScript?", "How do I revrese a strng in JavaScript?", 1, "typos"),
     Trap("What are the benefits of drinking green tea?", "Why is green tea good for you?", 1, "reworded"),
+    Trap("How do I convert a string to an integer in JavaScript?",
+         "How can I convert a string to an integer in JavaScript?", 1, "reworded"),
+    Trap("How do I convert a string to an integer in JavaScript?",
+         "How do I convert an integer to a string in JavaScript?", 0, "direction"),
 ]  # fmt: skip
