@@ -267,8 +267,8 @@ def test_a_three_step_tool_loop_driven_twice_never_replays_a_stale_step(semantic
 def test_negative_feedback_removes_an_entry_from_the_semantic_tier_at_once(semantic_cluster):
     key = "sk-semantic-feedback"
     client = sdk(semantic_cluster, key)
-    learn(client, "How do I convert a string to an integer in JavaScript?", indexed_in=semantic_cluster)
-    hit = ask(client, "How can I turn a string into an integer in JavaScript?")
+    learn(client, "How do I merge two dictionaries in Python?", indexed_in=semantic_cluster)
+    hit = ask(client, "How can I merge two dictionaries in Python?")
     assert hit.headers["x-deja-cache"] == "hit-semantic"
     entry_id = hit.headers["x-deja-entry"]
     response = httpx.post(f"{semantic_cluster.gateway_url}/v1/cache/feedback",
@@ -276,10 +276,8 @@ def test_negative_feedback_removes_an_entry_from_the_semantic_tier_at_once(seman
                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
     assert response.status_code == 200 and response.json()["semantic_points_removed"] == 1
     # at once: the paraphrase is a miss now, the exact question still a hit
-    assert ask(client, "How can I turn a string into an integer in JavaScript?").headers["x-deja-cache"] != (
-        "hit-semantic"
-    )
-    exact = ask(client, "How do I convert a string to an integer in JavaScript?")
+    assert ask(client, "How can I merge two dictionaries in Python?").headers["x-deja-cache"] != "hit-semantic"
+    exact = ask(client, "How do I merge two dictionaries in Python?")
     assert exact.headers["x-deja-cache"] == "hit-exact"
     stats = httpx.get(f"{semantic_cluster.gateway_url}/v1/admin/stats",
                       params={"tenant": blake3.blake3(key.encode()).hexdigest()},
