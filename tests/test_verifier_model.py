@@ -227,18 +227,20 @@ def write_tsv(path, rows) -> None:
         handle.write("text_a\ttext_b\tlabel\n" + "".join(f"{a}\t{b}\t{label}\n" for a, b, label in rows))
 
 
+def write_clusters(path, clusters: dict[int, list[str]]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"question": q, "cluster_id": c}) + "\n" for c, qs in clusters.items() for q in qs)
+
+
 def test_cluster_positives_pair_unlabelled_train_questions_of_one_cluster_only(tmp_path):
     train = [("a1", "a2", 1), ("a2", "a3", 1), ("b1", "x", 0)]
     write_tsv(tmp_path / "qqp" / "train.tsv.gz", train)
-    clusters = {0: ["a1", "a2", "a3"], 1: ["b1", "t1"], 2: ["t2", "t3"]}  # t*: another split's questions
-    with gzip.open(tmp_path / "qqp" / "clusters.jsonl.gz", "wt") as handle:
-        handle.writelines(json.dumps({"question": q, "cluster_id": c}) + "\n" for c, qs in clusters.items() for q in qs)
+    # t*: another split's questions
+    write_clusters(tmp_path / "qqp" / "clusters.jsonl.gz", {0: ["a1", "a2", "a3"], 1: ["b1", "t1"], 2: ["t2", "t3"]})
     rows = cluster_positives(tmp_path, read_split(tmp_path, "qqp", "train"), random.Random(1))
     assert rows == [("a1", "a3", 1, "qqp-cluster")]  # the one pair not labelled already; no mixed cluster
-    big = {0: [f"q{i}" for i in range(10)]}
     write_tsv(tmp_path / "qqp" / "train.tsv.gz", [(f"q{i}", f"q{i + 1}", 1) for i in range(9)])
-    with gzip.open(tmp_path / "qqp" / "clusters.jsonl.gz", "wt") as handle:
-        handle.writelines(json.dumps({"question": q, "cluster_id": 0}) + "\n" for q in big[0])
+    write_clusters(tmp_path / "qqp" / "clusters.jsonl.gz", {0: [f"q{i}" for i in range(10)]})
     rows = cluster_positives(tmp_path, read_split(tmp_path, "qqp", "train"), random.Random(1), per_cluster=4)
     assert len(rows) == 4 and len({frozenset(r[:2]) for r in rows}) == 4
 

@@ -8,10 +8,10 @@
    `deja_model_version`: the first 16 hex of blake3 over `1/model.onnx` and its external-data
    files (`model_version`), the same hash the embedded ONNX backends report. Triton does not
    know which weights a version directory holds; the Triton backends read this parameter back
-   (get_model_config), so the same ONNX file gives
-   the same `model_version` through Triton and through ONNX Runtime, and vectors or scores of
-   two different models never share one. The export is byte-reproducible, so the committed
-   value only changes when the model does; a config is rewritten only when its value is stale.
+   (get_model_config), so the same model gives the same `model_version` through Triton and
+   through ONNX Runtime, and vectors or scores of two different models never share one. The
+   export is byte-reproducible, so the committed value only changes when the model does; a
+   config is rewritten only when its value is stale.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from services.verifier.scorer import model_version  # the hash the ONNX backends
 REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 PARAMETER = "deja_model_version"
 _LINE = re.compile(rf'^parameters {{ key: "{PARAMETER}" value: {{ string_value: "[0-9a-f]*" }} }}\n?', re.M)
-_COMMENT = "# Written by `make models` (deploy/triton/prepare_repository.py): blake3 of 1/model.onnx, 16 hex.\n"
+_COMMENT = "# Written by `make models` (deploy/triton/prepare_repository.py): blake3 of 1/model.onnx(.data*), 16 hex.\n"
 
 
 def place_verifier(repository: Path) -> None:

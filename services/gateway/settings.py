@@ -51,7 +51,7 @@ class GatewaySettings:
     )
     semantic_k: int = setting("DEJA_SEMANTIC_K", 5, "candidates fetched from the index and verified", minimum=1)
     semantic_min_similarity: float = setting(
-        # 0.70 keeps 97.5% of the verifier's QQP recall at its default threshold (0.75: 93%); MODEL_CARD.md
+        # 0.70 keeps 98% of the verifier's QQP test recall at its default threshold (0.75: 93%); MODEL_CARD.md
         "DEJA_SEMANTIC_MIN_SIMILARITY",
         0.70,
         "cosine prefilter: candidates below it are not verified",

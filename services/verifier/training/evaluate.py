@@ -40,7 +40,7 @@ from services.verifier.training.traps import TRAPS
 SEED = 13
 TEST_SETS = ("qqp", "paws", "mrpc", "stsb")
 PREFILTERS = [round(x, 2) for x in np.arange(0.50, 0.91, 0.05)]
-GATEWAY_THRESHOLD = load(GatewaySettings, {}).verifier_threshold  # DEJA_VERIFIER_THRESHOLD's default
+GATEWAY = load(GatewaySettings, {})  # the defaults the gateway runs with (threshold, prefilter, K)
 
 
 PAIR_ORDER = "canonical"  # trained on both orders: one sorted row per pair (see scorer.py)
@@ -152,12 +152,12 @@ def main() -> None:
             entry[variant] = report(p, labels, 0.5)
             entry[variant]["ece"] = calibrate.expected_calibration_error(p, labels)
             if name == "qqp" and variant == "int8":  # at the gateway's default threshold and at dev precision 0.95
-                entry["prefilter"] = [prefilter_table(p, cos, labels, t) for t in (GATEWAY_THRESHOLD, operating)]
+                thresholds = (GATEWAY.verifier_threshold, operating)
+                entry["prefilter"] = [prefilter_table(p, cos, labels, t) for t in thresholds]
         metrics["test"][name] = entry
         print(f"{name}: int8 AUC {entry['int8']['auc']:.3f}  cosine AUC {entry['cosine']['auc']:.3f}", flush=True)
-    gateway = load(GatewaySettings, {})
-    metrics["gateway"] = {"min_similarity": gateway.semantic_min_similarity, "k": gateway.semantic_k,
-                          "threshold": gateway.verifier_threshold}  # fmt: skip
+    metrics["gateway"] = {"min_similarity": GATEWAY.semantic_min_similarity, "k": GATEWAY.semantic_k,
+                          "threshold": GATEWAY.verifier_threshold}  # fmt: skip
     qqp_test = read_split(args.datasets, "qqp", "test")[: args.limit or None]
     metrics["neighbours_qqp_test"] = neighbour_coverage(emb, qqp_test)
 
