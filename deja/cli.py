@@ -3,6 +3,7 @@
 deja serve store|gateway|mock-provider   run one service (configured by DEJA_* env)
 deja cluster [--upstream mock|URL] [--backend onnx|triton]   the whole local cluster
 deja bench                               exact-hit latency/throughput table
+deja eval [--workload qqp|checklist|coding|FILE]   pair metrics, or a workload replayed through the cluster
 deja config                              every DEJA_* setting, its default and meaning
 """
 
@@ -107,7 +108,16 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.add_argument("--pairs", help="TSV (optionally .gz) with text_a, text_b, label: prints one JSON object")
     evaluate.add_argument("--datasets", default="../shared/datasets", help="without --pairs: run every test split")
     evaluate.add_argument("--limit", type=int, default=0, help="sample at most this many pairs per file")
-    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling / workload order seed")
+    evaluate.add_argument(
+        "--workload",
+        help="replay a workload through the real cluster: qqp, checklist, coding or a JSONL file of "
+        '{"question", "cluster", "tenant"} lines (prints one JSON object; --limit N: the first N requests)',
+    )
+    evaluate.add_argument(
+        "--max-error", type=float, action="append", help="(--workload) error budget of a deja row; repeatable (0.01)"
+    )
+    evaluate.add_argument("--judge-noise", type=float, default=0.0, help="(--workload) share of judge verdicts flipped")
 
     args = parser.parse_args(argv)
     try:
@@ -121,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
             run_bench(seconds=args.seconds, requests=args.requests, access_log=args.access_log)
         elif args.command == "config":
             _config(args)
+        elif args.command == "eval" and args.workload:
+            from deja.eval_workload import run_eval_workload
+
+            run_eval_workload(args)
         elif args.command == "eval":
             from deja.eval import run_eval
 

@@ -3,6 +3,7 @@ the whole cluster as processes, each on free loopback ports, logs kept under the
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -26,7 +27,22 @@ def file_sink(path: Path):
     return sink
 
 
+def verifier_only_env(tmp: Path, threshold: float = 0.5) -> dict[str, str]:
+    """The semantic path without the error budget's judge, for tests of its mechanics: a prior that
+    trusts every verifier score >= `threshold` (as an operator's own validated reliability table
+    would) and no judge, so a paraphrase over the threshold is served as it was before the budget."""
+    path = tmp / "trusting-prior.json"
+    path.write_text(json.dumps({"bins": [[0.0, 1000, 1000], [threshold, 1_000_000, 0]]}))
+    return {
+        "DEJA_ERROR_PRIOR": str(path), "DEJA_ERROR_PRIOR_WEIGHT": "1001000", "DEJA_JUDGE": "off",
+        "DEJA_VERIFIER_THRESHOLD": str(threshold),
+    }  # fmt: skip
+
+
 def make_cluster(tmp: Path, **overrides) -> Cluster:
+    if overrides.get("semantic") and "DEJA_JUDGE" not in overrides.get("extra_env", {}):
+        tmp.mkdir(parents=True, exist_ok=True)
+        overrides["extra_env"] = {**verifier_only_env(tmp), **overrides.get("extra_env", {})}
     options = dict(
         state_dir=tmp / "state",
         upstream="mock",

@@ -73,8 +73,13 @@ def test_ttls_combine_with_the_time_sensitive_policy_and_thresholds_only_tighten
     assert CacheControl(ttl_s=3600).ttl_with(300) == 300  # never longer than the short TTL of "latest ..."
     assert CacheControl().ttl_with(300) == 300 and CacheControl(ttl_s=60).ttl_with(0) == 60
     tier = SemanticTier(embedder=None, index=None, verifier=None, store=None, k=5, min_similarity=0.75,
-                        threshold=0.5, timeout_s=1.0)  # fmt: skip
-    assert (tier.threshold_for(None), tier.threshold_for(0.9), tier.threshold_for(0.1)) == (0.5, 0.9, 0.5)
+                        threshold=0.5, timeout_s=1.0, evidence=None, max_error=0.01, min_yes=0.25,
+                        explore_rate=0.0)  # fmt: skip
+    floors = [tier.budget_for(t, None, True).floor for t in (None, 0.9, 0.1)]
+    assert floors == [0.5, 0.9, 0.5]
+    budgets = [tier.budget_for(None, e, True).max_error for e in (None, 0.001, 0.2)]
+    assert budgets == [0.01, 0.001, 0.01]  # X-Deja-Max-Error only ever tightens
+    assert tier.budget_for(None, None, False).judge is False
 
 
 # -- end to end -----------------------------------------------------------------------------

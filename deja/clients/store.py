@@ -49,3 +49,13 @@ class StoreClient(GrpcClient):
     async def record_feedback(self, tenant: str, entry_id: str, correct: bool) -> None:
         request = store_pb2.StoreFeedbackRequest(tenant=tenant, entry_id=entry_id, correct=correct)
         await self.call(self._stub.RecordFeedback, request)
+
+    async def record_observation(
+        self, tenant: str, observation: store_pb2.Observation | None, counters: dict[str, int] | None = None
+    ) -> None:
+        request = store_pb2.StoreObservationRequest(tenant=tenant, observation=observation, counters=counters or {})
+        await self.call(self._stub.RecordObservation, request)
+
+    async def list_observations(self, tenant: str, limit: int = 0) -> list[store_pb2.Observation]:
+        request = store_pb2.StoreListObservationsRequest(tenant=tenant, limit=limit)
+        return list((await self.call(self._stub.ListObservations, request)).observations)

@@ -25,15 +25,19 @@ _sym_db = _symbol_database.Default()
 from deja.v1 import common_pb2 as deja_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x64\x65ja/v1/store.proto\x12\x07\x64\x65ja.v1\x1a\x14\x64\x65ja/v1/common.proto\"\xb0\x01\n\nCacheEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\napi_format\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08response\x18\x04 \x01(\x0c\x12\x1d\n\x05usage\x18\x05 \x01(\x0b\x32\x0e.deja.v1.Usage\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x07 \x01(\x03\x12\x0e\n\x06prompt\x18\x08 \x01(\t\"b\n\x0fStoreGetRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12#\n\x0c\x63ount_hit_as\x18\x03 \x01(\x0e\x32\r.deja.v1.Tier\"E\n\x10StoreGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\"\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x13.deja.v1.CacheEntry\"v\n\x0fStorePutRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\"\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x13.deja.v1.CacheEntry\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"]\n\x10StorePutResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"@\n\x12StoreDeleteRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x13StoreDeleteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"#\n\x11StoreStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\xd2\x01\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x12\n\nhits_exact\x18\x06 \x01(\x04\x12\x15\n\rhits_semantic\x18\x07 \x01(\x04\x12\x14\n\x0ctokens_saved\x18\x08 \x01(\x04\x12\x18\n\x10\x66\x65\x65\x64\x62\x61\x63k_correct\x18\x14 \x01(\x04\x12\x1a\n\x12\x66\x65\x65\x64\x62\x61\x63k_incorrect\x18\x15 \x01(\x04\"9\n\x12StoreStatsResponse\x12#\n\x05stats\x18\x01 \x01(\x0b\x32\x14.deja.v1.TenantStats\"9\n\x17StoreCountMissesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06misses\x18\x02 \x01(\r\"\x1a\n\x18StoreCountMissesResponse\"\x93\x01\n\x0b\x45ntryFilter\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x61ll_tenants\x18\x02 \x01(\x08\x12\x16\n\tnamespace\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fprompt_contains\x18\x05 \x01(\t\x12\x11\n\tentry_ids\x18\x06 \x03(\tB\x0c\n\n_namespace\"\xb5\x01\n\tEntryInfo\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x12\n\napi_format\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x08 \x01(\x03\x12\x12\n\nsize_bytes\x18\t \x01(\x04\"G\n\x10StoreListRequest\x12$\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x14.deja.v1.EntryFilter\x12\r\n\x05limit\x18\x02 \x01(\r\"I\n\x11StoreListResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.deja.v1.EntryInfo\x12\x0f\n\x07matched\x18\x02 \x01(\x04\"O\n\x16StoreInvalidateRequest\x12$\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x14.deja.v1.EntryFilter\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\">\n\x17StoreInvalidateResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.deja.v1.EntryInfo\"I\n\x14StoreFeedbackRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x08\"\x17\n\x15StoreFeedbackResponse*?\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_EXACT\x10\x01\x12\x11\n\rTIER_SEMANTIC\x10\x02\x32\xc9\x04\n\x0cStoreService\x12:\n\x03Get\x12\x18.deja.v1.StoreGetRequest\x1a\x19.deja.v1.StoreGetResponse\x12:\n\x03Put\x12\x18.deja.v1.StorePutRequest\x1a\x19.deja.v1.StorePutResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.deja.v1.StoreDeleteRequest\x1a\x1c.deja.v1.StoreDeleteResponse\x12@\n\x05Stats\x12\x1a.deja.v1.StoreStatsRequest\x1a\x1b.deja.v1.StoreStatsResponse\x12R\n\x0b\x43ountMisses\x12 .deja.v1.StoreCountMissesRequest\x1a!.deja.v1.StoreCountMissesResponse\x12\x44\n\x0bListEntries\x12\x19.deja.v1.StoreListRequest\x1a\x1a.deja.v1.StoreListResponse\x12O\n\nInvalidate\x12\x1f.deja.v1.StoreInvalidateRequest\x1a .deja.v1.StoreInvalidateResponse\x12O\n\x0eRecordFeedback\x12\x1d.deja.v1.StoreFeedbackRequest\x1a\x1e.deja.v1.StoreFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x64\x65ja/v1/store.proto\x12\x07\x64\x65ja.v1\x1a\x14\x64\x65ja/v1/common.proto\"\xb0\x01\n\nCacheEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\napi_format\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08response\x18\x04 \x01(\x0c\x12\x1d\n\x05usage\x18\x05 \x01(\x0b\x32\x0e.deja.v1.Usage\x12\x15\n\rcreated_at_ms\x18\x06 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x07 \x01(\x03\x12\x0e\n\x06prompt\x18\x08 \x01(\t\"b\n\x0fStoreGetRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12#\n\x0c\x63ount_hit_as\x18\x03 \x01(\x0e\x32\r.deja.v1.Tier\"E\n\x10StoreGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\"\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x13.deja.v1.CacheEntry\"v\n\x0fStorePutRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\"\n\x05\x65ntry\x18\x03 \x01(\x0b\x32\x13.deja.v1.CacheEntry\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\r\"]\n\x10StorePutResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\"@\n\x12StoreDeleteRequest\x12\x1d\n\x05scope\x18\x01 \x01(\x0b\x32\x0e.deja.v1.Scope\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x13StoreDeleteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"#\n\x11StoreStatsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\x96\x03\n\x0bTenantStats\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x04\x12\x0e\n\x06misses\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\x12\x12\n\nhits_exact\x18\x06 \x01(\x04\x12\x15\n\rhits_semantic\x18\x07 \x01(\x04\x12\x14\n\x0ctokens_saved\x18\x08 \x01(\x04\x12\x18\n\x10\x66\x65\x65\x64\x62\x61\x63k_correct\x18\x14 \x01(\x04\x12\x1a\n\x12\x66\x65\x65\x64\x62\x61\x63k_incorrect\x18\x15 \x01(\x04\x12\x13\n\x0bjudge_calls\x18\x1e \x01(\x04\x12\x11\n\tjudge_yes\x18\x1f \x01(\x04\x12\x10\n\x08judge_no\x18  \x01(\x04\x12\x14\n\x0cjudge_failed\x18! \x01(\x04\x12\x1a\n\x12judge_input_tokens\x18\" \x01(\x04\x12\x1b\n\x13judge_output_tokens\x18# \x01(\x04\x12\x13\n\x0bhits_judged\x18$ \x01(\x04\x12\x0e\n\x06\x61udits\x18% \x01(\x04\x12\x14\n\x0c\x61udit_errors\x18& \x01(\x04\"9\n\x12StoreStatsResponse\x12#\n\x05stats\x18\x01 \x01(\x0b\x32\x14.deja.v1.TenantStats\"9\n\x17StoreCountMissesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06misses\x18\x02 \x01(\r\"\x1a\n\x18StoreCountMissesResponse\"\x93\x01\n\x0b\x45ntryFilter\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x61ll_tenants\x18\x02 \x01(\x08\x12\x16\n\tnamespace\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fprompt_contains\x18\x05 \x01(\t\x12\x11\n\tentry_ids\x18\x06 \x03(\tB\x0c\n\n_namespace\"\xb5\x01\n\tEntryInfo\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x03 \x01(\t\x12\x12\n\napi_format\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06prompt\x18\x06 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x08 \x01(\x03\x12\x12\n\nsize_bytes\x18\t \x01(\x04\"G\n\x10StoreListRequest\x12$\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x14.deja.v1.EntryFilter\x12\r\n\x05limit\x18\x02 \x01(\r\"I\n\x11StoreListResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.deja.v1.EntryInfo\x12\x0f\n\x07matched\x18\x02 \x01(\x04\"O\n\x16StoreInvalidateRequest\x12$\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x14.deja.v1.EntryFilter\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\">\n\x17StoreInvalidateResponse\x12#\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x12.deja.v1.EntryInfo\"I\n\x14StoreFeedbackRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x08\"\x17\n\x15StoreFeedbackResponse\"\x87\x01\n\x0bObservation\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x0c\n\x04same\x18\x03 \x01(\x08\x12*\n\x06source\x18\x04 \x01(\x0e\x32\x1a.deja.v1.ObservationSource\x12\x0c\n\x04pair\x18\x05 \x01(\t\x12\r\n\x05\x61t_ms\x18\x06 \x01(\x03\"\xdc\x01\n\x17StoreObservationRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12.\n\x0bobservation\x18\x02 \x01(\x0b\x32\x14.deja.v1.ObservationH\x00\x88\x01\x01\x12@\n\x08\x63ounters\x18\x03 \x03(\x0b\x32..deja.v1.StoreObservationRequest.CountersEntry\x1a/\n\rCountersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x42\x0e\n\x0c_observation\"\x1a\n\x18StoreObservationResponse\"=\n\x1cStoreListObservationsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"K\n\x1dStoreListObservationsResponse\x12*\n\x0cobservations\x18\x01 \x03(\x0b\x32\x14.deja.v1.Observation*?\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_EXACT\x10\x01\x12\x11\n\rTIER_SEMANTIC\x10\x02*\x94\x01\n\x11ObservationSource\x12\"\n\x1eOBSERVATION_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18OBSERVATION_SOURCE_JUDGE\x10\x01\x12\x1c\n\x18OBSERVATION_SOURCE_AUDIT\x10\x02\x12\x1f\n\x1bOBSERVATION_SOURCE_FEEDBACK\x10\x03\x32\x86\x06\n\x0cStoreService\x12:\n\x03Get\x12\x18.deja.v1.StoreGetRequest\x1a\x19.deja.v1.StoreGetResponse\x12:\n\x03Put\x12\x18.deja.v1.StorePutRequest\x1a\x19.deja.v1.StorePutResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.deja.v1.StoreDeleteRequest\x1a\x1c.deja.v1.StoreDeleteResponse\x12@\n\x05Stats\x12\x1a.deja.v1.StoreStatsRequest\x1a\x1b.deja.v1.StoreStatsResponse\x12R\n\x0b\x43ountMisses\x12 .deja.v1.StoreCountMissesRequest\x1a!.deja.v1.StoreCountMissesResponse\x12\x44\n\x0bListEntries\x12\x19.deja.v1.StoreListRequest\x1a\x1a.deja.v1.StoreListResponse\x12O\n\nInvalidate\x12\x1f.deja.v1.StoreInvalidateRequest\x1a .deja.v1.StoreInvalidateResponse\x12O\n\x0eRecordFeedback\x12\x1d.deja.v1.StoreFeedbackRequest\x1a\x1e.deja.v1.StoreFeedbackResponse\x12X\n\x11RecordObservation\x12 .deja.v1.StoreObservationRequest\x1a!.deja.v1.StoreObservationResponse\x12\x61\n\x10ListObservations\x12%.deja.v1.StoreListObservationsRequest\x1a&.deja.v1.StoreListObservationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deja.v1.store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TIER']._serialized_start=1848
-  _globals['_TIER']._serialized_end=1911
+  _globals['_STOREOBSERVATIONREQUEST_COUNTERSENTRY']._loaded_options = None
+  _globals['_STOREOBSERVATIONREQUEST_COUNTERSENTRY']._serialized_options = b'8\001'
+  _globals['_TIER']._serialized_start=2573
+  _globals['_TIER']._serialized_end=2636
+  _globals['_OBSERVATIONSOURCE']._serialized_start=2639
+  _globals['_OBSERVATIONSOURCE']._serialized_end=2787
   _globals['_CACHEENTRY']._serialized_start=55
   _globals['_CACHEENTRY']._serialized_end=231
   _globals['_STOREGETREQUEST']._serialized_start=233
@@ -51,29 +55,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STORESTATSREQUEST']._serialized_start=725
   _globals['_STORESTATSREQUEST']._serialized_end=760
   _globals['_TENANTSTATS']._serialized_start=763
-  _globals['_TENANTSTATS']._serialized_end=973
-  _globals['_STORESTATSRESPONSE']._serialized_start=975
-  _globals['_STORESTATSRESPONSE']._serialized_end=1032
-  _globals['_STORECOUNTMISSESREQUEST']._serialized_start=1034
-  _globals['_STORECOUNTMISSESREQUEST']._serialized_end=1091
-  _globals['_STORECOUNTMISSESRESPONSE']._serialized_start=1093
-  _globals['_STORECOUNTMISSESRESPONSE']._serialized_end=1119
-  _globals['_ENTRYFILTER']._serialized_start=1122
-  _globals['_ENTRYFILTER']._serialized_end=1269
-  _globals['_ENTRYINFO']._serialized_start=1272
-  _globals['_ENTRYINFO']._serialized_end=1453
-  _globals['_STORELISTREQUEST']._serialized_start=1455
-  _globals['_STORELISTREQUEST']._serialized_end=1526
-  _globals['_STORELISTRESPONSE']._serialized_start=1528
-  _globals['_STORELISTRESPONSE']._serialized_end=1601
-  _globals['_STOREINVALIDATEREQUEST']._serialized_start=1603
-  _globals['_STOREINVALIDATEREQUEST']._serialized_end=1682
-  _globals['_STOREINVALIDATERESPONSE']._serialized_start=1684
-  _globals['_STOREINVALIDATERESPONSE']._serialized_end=1746
-  _globals['_STOREFEEDBACKREQUEST']._serialized_start=1748
-  _globals['_STOREFEEDBACKREQUEST']._serialized_end=1821
-  _globals['_STOREFEEDBACKRESPONSE']._serialized_start=1823
-  _globals['_STOREFEEDBACKRESPONSE']._serialized_end=1846
-  _globals['_STORESERVICE']._serialized_start=1914
-  _globals['_STORESERVICE']._serialized_end=2499
+  _globals['_TENANTSTATS']._serialized_end=1169
+  _globals['_STORESTATSRESPONSE']._serialized_start=1171
+  _globals['_STORESTATSRESPONSE']._serialized_end=1228
+  _globals['_STORECOUNTMISSESREQUEST']._serialized_start=1230
+  _globals['_STORECOUNTMISSESREQUEST']._serialized_end=1287
+  _globals['_STORECOUNTMISSESRESPONSE']._serialized_start=1289
+  _globals['_STORECOUNTMISSESRESPONSE']._serialized_end=1315
+  _globals['_ENTRYFILTER']._serialized_start=1318
+  _globals['_ENTRYFILTER']._serialized_end=1465
+  _globals['_ENTRYINFO']._serialized_start=1468
+  _globals['_ENTRYINFO']._serialized_end=1649
+  _globals['_STORELISTREQUEST']._serialized_start=1651
+  _globals['_STORELISTREQUEST']._serialized_end=1722
+  _globals['_STORELISTRESPONSE']._serialized_start=1724
+  _globals['_STORELISTRESPONSE']._serialized_end=1797
+  _globals['_STOREINVALIDATEREQUEST']._serialized_start=1799
+  _globals['_STOREINVALIDATEREQUEST']._serialized_end=1878
+  _globals['_STOREINVALIDATERESPONSE']._serialized_start=1880
+  _globals['_STOREINVALIDATERESPONSE']._serialized_end=1942
+  _globals['_STOREFEEDBACKREQUEST']._serialized_start=1944
+  _globals['_STOREFEEDBACKREQUEST']._serialized_end=2017
+  _globals['_STOREFEEDBACKRESPONSE']._serialized_start=2019
+  _globals['_STOREFEEDBACKRESPONSE']._serialized_end=2042
+  _globals['_OBSERVATION']._serialized_start=2045
+  _globals['_OBSERVATION']._serialized_end=2180
+  _globals['_STOREOBSERVATIONREQUEST']._serialized_start=2183
+  _globals['_STOREOBSERVATIONREQUEST']._serialized_end=2403
+  _globals['_STOREOBSERVATIONREQUEST_COUNTERSENTRY']._serialized_start=2340
+  _globals['_STOREOBSERVATIONREQUEST_COUNTERSENTRY']._serialized_end=2387
+  _globals['_STOREOBSERVATIONRESPONSE']._serialized_start=2405
+  _globals['_STOREOBSERVATIONRESPONSE']._serialized_end=2431
+  _globals['_STORELISTOBSERVATIONSREQUEST']._serialized_start=2433
+  _globals['_STORELISTOBSERVATIONSREQUEST']._serialized_end=2494
+  _globals['_STORELISTOBSERVATIONSRESPONSE']._serialized_start=2496
+  _globals['_STORELISTOBSERVATIONSRESPONSE']._serialized_end=2571
+  _globals['_STORESERVICE']._serialized_start=2790
+  _globals['_STORESERVICE']._serialized_end=3564
 # @@protoc_insertion_point(module_scope)

@@ -13,9 +13,20 @@ class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TIER_UNSPECIFIED: _ClassVar[Tier]
     TIER_EXACT: _ClassVar[Tier]
     TIER_SEMANTIC: _ClassVar[Tier]
+
+class ObservationSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OBSERVATION_SOURCE_UNSPECIFIED: _ClassVar[ObservationSource]
+    OBSERVATION_SOURCE_JUDGE: _ClassVar[ObservationSource]
+    OBSERVATION_SOURCE_AUDIT: _ClassVar[ObservationSource]
+    OBSERVATION_SOURCE_FEEDBACK: _ClassVar[ObservationSource]
 TIER_UNSPECIFIED: Tier
 TIER_EXACT: Tier
 TIER_SEMANTIC: Tier
+OBSERVATION_SOURCE_UNSPECIFIED: ObservationSource
+OBSERVATION_SOURCE_JUDGE: ObservationSource
+OBSERVATION_SOURCE_AUDIT: ObservationSource
+OBSERVATION_SOURCE_FEEDBACK: ObservationSource
 
 class CacheEntry(_message.Message):
     __slots__ = ("entry_id", "api_format", "model", "response", "usage", "created_at_ms", "expires_at_ms", "prompt")
@@ -100,7 +111,7 @@ class StoreStatsRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class TenantStats(_message.Message):
-    __slots__ = ("tenant", "hits", "misses", "entries", "bytes", "hits_exact", "hits_semantic", "tokens_saved", "feedback_correct", "feedback_incorrect")
+    __slots__ = ("tenant", "hits", "misses", "entries", "bytes", "hits_exact", "hits_semantic", "tokens_saved", "feedback_correct", "feedback_incorrect", "judge_calls", "judge_yes", "judge_no", "judge_failed", "judge_input_tokens", "judge_output_tokens", "hits_judged", "audits", "audit_errors")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MISSES_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +122,15 @@ class TenantStats(_message.Message):
     TOKENS_SAVED_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_CORRECT_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_INCORRECT_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_CALLS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_YES_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_NO_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_FAILED_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    HITS_JUDGED_FIELD_NUMBER: _ClassVar[int]
+    AUDITS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     hits: int
     misses: int
@@ -121,7 +141,16 @@ class TenantStats(_message.Message):
     tokens_saved: int
     feedback_correct: int
     feedback_incorrect: int
-    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., hits_exact: _Optional[int] = ..., hits_semantic: _Optional[int] = ..., tokens_saved: _Optional[int] = ..., feedback_correct: _Optional[int] = ..., feedback_incorrect: _Optional[int] = ...) -> None: ...
+    judge_calls: int
+    judge_yes: int
+    judge_no: int
+    judge_failed: int
+    judge_input_tokens: int
+    judge_output_tokens: int
+    hits_judged: int
+    audits: int
+    audit_errors: int
+    def __init__(self, tenant: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., entries: _Optional[int] = ..., bytes: _Optional[int] = ..., hits_exact: _Optional[int] = ..., hits_semantic: _Optional[int] = ..., tokens_saved: _Optional[int] = ..., feedback_correct: _Optional[int] = ..., feedback_incorrect: _Optional[int] = ..., judge_calls: _Optional[int] = ..., judge_yes: _Optional[int] = ..., judge_no: _Optional[int] = ..., judge_failed: _Optional[int] = ..., judge_input_tokens: _Optional[int] = ..., judge_output_tokens: _Optional[int] = ..., hits_judged: _Optional[int] = ..., audits: _Optional[int] = ..., audit_errors: _Optional[int] = ...) -> None: ...
 
 class StoreStatsResponse(_message.Message):
     __slots__ = ("stats",)
@@ -222,3 +251,54 @@ class StoreFeedbackRequest(_message.Message):
 class StoreFeedbackResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Observation(_message.Message):
+    __slots__ = ("score", "similarity", "same", "source", "pair", "at_ms")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    SAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PAIR_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    similarity: float
+    same: bool
+    source: ObservationSource
+    pair: str
+    at_ms: int
+    def __init__(self, score: _Optional[float] = ..., similarity: _Optional[float] = ..., same: _Optional[bool] = ..., source: _Optional[_Union[ObservationSource, str]] = ..., pair: _Optional[str] = ..., at_ms: _Optional[int] = ...) -> None: ...
+
+class StoreObservationRequest(_message.Message):
+    __slots__ = ("tenant", "observation", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    observation: Observation
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, tenant: _Optional[str] = ..., observation: _Optional[_Union[Observation, _Mapping]] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class StoreObservationResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StoreListObservationsRequest(_message.Message):
+    __slots__ = ("tenant", "limit")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    limit: int
+    def __init__(self, tenant: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class StoreListObservationsResponse(_message.Message):
+    __slots__ = ("observations",)
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    observations: _containers.RepeatedCompositeFieldContainer[Observation]
+    def __init__(self, observations: _Optional[_Iterable[_Union[Observation, _Mapping]]] = ...) -> None: ...

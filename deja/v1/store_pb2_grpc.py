@@ -74,6 +74,16 @@ class StoreServiceStub:
                 request_serializer=deja_dot_v1_dot_store__pb2.StoreFeedbackRequest.SerializeToString,
                 response_deserializer=deja_dot_v1_dot_store__pb2.StoreFeedbackResponse.FromString,
                 _registered_method=True)
+        self.RecordObservation = channel.unary_unary(
+                '/deja.v1.StoreService/RecordObservation',
+                request_serializer=deja_dot_v1_dot_store__pb2.StoreObservationRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_store__pb2.StoreObservationResponse.FromString,
+                _registered_method=True)
+        self.ListObservations = channel.unary_unary(
+                '/deja.v1.StoreService/ListObservations',
+                request_serializer=deja_dot_v1_dot_store__pb2.StoreListObservationsRequest.SerializeToString,
+                response_deserializer=deja_dot_v1_dot_store__pb2.StoreListObservationsResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -129,6 +139,20 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordObservation(self, request, context):
+        """The error budget's evidence: labeled observations of semantic matches (judge verdicts,
+        audits of auto-served hits, client feedback), per tenant, bounded, persisted with Redis.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObservations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +195,16 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.RecordFeedback,
                     request_deserializer=deja_dot_v1_dot_store__pb2.StoreFeedbackRequest.FromString,
                     response_serializer=deja_dot_v1_dot_store__pb2.StoreFeedbackResponse.SerializeToString,
+            ),
+            'RecordObservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordObservation,
+                    request_deserializer=deja_dot_v1_dot_store__pb2.StoreObservationRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_store__pb2.StoreObservationResponse.SerializeToString,
+            ),
+            'ListObservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObservations,
+                    request_deserializer=deja_dot_v1_dot_store__pb2.StoreListObservationsRequest.FromString,
+                    response_serializer=deja_dot_v1_dot_store__pb2.StoreListObservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +423,60 @@ class StoreService:
             '/deja.v1.StoreService/RecordFeedback',
             deja_dot_v1_dot_store__pb2.StoreFeedbackRequest.SerializeToString,
             deja_dot_v1_dot_store__pb2.StoreFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordObservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.StoreService/RecordObservation',
+            deja_dot_v1_dot_store__pb2.StoreObservationRequest.SerializeToString,
+            deja_dot_v1_dot_store__pb2.StoreObservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/deja.v1.StoreService/ListObservations',
+            deja_dot_v1_dot_store__pb2.StoreListObservationsRequest.SerializeToString,
+            deja_dot_v1_dot_store__pb2.StoreListObservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,16 +23,20 @@ from services.gateway.admin import admin_routes
 from services.gateway.anthropic_format import ANTHROPIC
 from services.gateway.cache_admin import CacheAdmin
 from services.gateway.chat import ChatCompletions, read_body
+from services.gateway.error_budget import Prior
 from services.gateway.errors import ApiError
+from services.gateway.evidence import EvidenceBook
+from services.gateway.judge import Judge
 from services.gateway.memory import Memory, MemorySettings
 from services.gateway.observe import RequestObserver
+from services.gateway.openai_format import OPENAI
 from services.gateway.openapi import SPEC
 from services.gateway.pricing import PriceTable
 from services.gateway.self_service import self_service_routes
 from services.gateway.semantic import SemanticTier
 from services.gateway.semantic_policy import SemanticPolicy
 from services.gateway.sessions import session_routes
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import GatewaySettings, prior_path
 from services.gateway.stats import cache_stats
 from services.gateway.upstream import Upstream
 
@@ -47,6 +51,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
     clients: dict[str, Any] = {}
     prices = PriceTable.parse(settings.prices)
     memory_settings = load(MemorySettings)
+    prior_file = prior_path(settings)
+    prior = Prior.from_reliability(prior_file, settings.error_prior_weight) if prior_file else Prior.empty()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -62,6 +68,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
             connect_timeout_s=settings.upstream_connect_timeout_s,
         )
         semantic = None
+        evidence = EvidenceBook(store, prior, refresh_s=settings.evidence_refresh_s)
+        judge = None
+        if settings.judge:
+            judge = Judge(
+                {OPENAI.name: upstream, ANTHROPIC.name: anthropic_upstream},
+                {OPENAI.name: settings.judge_model_openai, ANTHROPIC.name: settings.judge_model_anthropic},
+                timeout_s=settings.judge_timeout_ms / 1000,
+            )
         if settings.semantic_enabled:
             # Each client has the whole semantic budget as its own deadline; the tier's overall
             # deadline is what bounds the lookup.
@@ -75,6 +89,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 min_similarity=settings.semantic_min_similarity,
                 threshold=settings.verifier_threshold,
                 timeout_s=budget_s,
+                evidence=evidence,
+                max_error=settings.max_error_rate,
+                min_yes=settings.judge_min_yes,
+                explore_rate=settings.audit_rate,
             )
         policy = SemanticPolicy.from_patterns(
             settings.time_sensitive_pattern,
@@ -83,23 +101,24 @@ def create_app(settings: GatewaySettings) -> Starlette:
             min_chars=settings.semantic_min_chars,
             max_chars=settings.semantic_max_chars,
         )
+        judging = dict(judge=judge, judge_mode=settings.judge_mode, audit_rate=settings.audit_rate)
         chat = ChatCompletions(
             store=store, upstream=upstream, max_body_bytes=settings.max_body_bytes, access_log=settings.access_log,
-            policy=policy, semantic=semantic, prices=prices,
+            policy=policy, semantic=semantic, prices=prices, **judging,
         )  # fmt: skip
         messages = ChatCompletions(
             store=store, upstream=anthropic_upstream, max_body_bytes=settings.max_body_bytes,
-            access_log=settings.access_log, policy=policy, semantic=semantic, prices=prices, fmt=ANTHROPIC,
+            access_log=settings.access_log, policy=policy, semantic=semantic, prices=prices, fmt=ANTHROPIC, **judging,
         )  # fmt: skip
         # Operator calls get their own clients: longer deadlines, breakers apart from the request path's.
         admin_index = None
         if settings.semantic_enabled:
             admin_index = SemanticIndexClient(settings.semantic_addr, timeout_s=ADMIN_TIMEOUT_S)
-        admin = CacheAdmin(StoreClient(settings.store_addr, timeout_s=ADMIN_TIMEOUT_S), admin_index)
+        admin = CacheAdmin(StoreClient(settings.store_addr, timeout_s=ADMIN_TIMEOUT_S), admin_index, evidence)
         memory = Memory.create(memory_settings, max_body_bytes=settings.max_body_bytes)
         clients.update(
             store=store, upstream=upstream, chat=chat, semantic=semantic, memory=memory, messages=messages,
-            anthropic_upstream=anthropic_upstream, admin=admin,
+            anthropic_upstream=anthropic_upstream, admin=admin, evidence=evidence,
         )  # fmt: skip
         log.info("gateway_started", upstream=settings.upstream_url, store=settings.store_addr)
         yield
@@ -120,8 +139,11 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def anthropic_messages(request: Request) -> Response:
         return await clients["memory"].around(request, clients["messages"].handle, ANTHROPIC)
 
+    budget = {"max_error": settings.max_error_rate, "judge_floor": settings.verifier_threshold,
+              "judge": settings.judge, "audit_rate": settings.audit_rate}  # fmt: skip
+
     async def stats(request: Request) -> Response:
-        return await cache_stats(request, clients["store"])
+        return await cache_stats(request, clients["store"], clients["evidence"], budget)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

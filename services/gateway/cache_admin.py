@@ -27,6 +27,7 @@ from deja.tenancy import is_valid_tenant
 from deja.v1 import store_pb2
 from services.gateway.cache_control import check_namespace
 from services.gateway.errors import ApiError
+from services.gateway.evidence import EvidenceBook
 from services.gateway.stats import stats_json
 
 log = get_logger("deja.gateway.admin")
@@ -146,9 +147,12 @@ class Invalidation:
 
 
 class CacheAdmin:
-    def __init__(self, store: StoreClient, index: SemanticIndexClient | None) -> None:
+    def __init__(
+        self, store: StoreClient, index: SemanticIndexClient | None, evidence: EvidenceBook | None = None
+    ) -> None:
         self.store = store
         self.index = index
+        self.evidence = evidence  # feedback on a semantic match it served becomes an error-budget observation
 
     async def close(self) -> None:
         await self.store.close()
@@ -210,6 +214,12 @@ class CacheAdmin:
             await self.store.record_feedback(tenant, entry_id, correct)
         except DependencyError as exc:
             log.warning("feedback_count_failed", error=str(exc))
+        match = self.evidence.served_match(tenant, entry_id) if self.evidence is not None else None
+        if match is not None:
+            await self.evidence.record(
+                tenant, score=match.score, similarity=match.similarity, same=correct,
+                source=store_pb2.OBSERVATION_SOURCE_FEEDBACK, pair=match.pair, counters={},
+            )  # fmt: skip
         log.info("cache_feedback", tenant=tenant[:12], entry_id=entry_id[:16], correct=correct, semantic_points=removed)
         return {
             "object": "cache.feedback", "entry_id": entry_id, "correct": correct, "semantic_points_removed": removed,

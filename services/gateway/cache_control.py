@@ -9,6 +9,9 @@
     X-Deja-Semantic: off|on        off: exact tier only (no semantic read, no indexing)
     X-Deja-Threshold: p            verifier threshold for this request; only ever raises the
                                    configured one (a lower value is ignored, never loosens it)
+    X-Deja-Max-Error: r            error budget for this request (a rate in [0, 1]); only ever tightens
+                                   DEJA_MAX_ERROR_RATE
+    X-Deja-Judge: off              no judge call for this request: the uncertain band is a miss
     X-Deja-Format: tauq            compact answers: not available in this build (400, format_unavailable)
 
 TTLs are capped by the store (DEJA_CACHE_MAX_TTL_S) and never exceed the short TTL the policy
@@ -53,6 +56,8 @@ class CacheControl:
     namespace: str = ""
     semantic: bool = True
     threshold: float | None = None  # as asked; SemanticTier takes the stricter of it and the configured one
+    max_error: float | None = None  # as asked; the stricter of it and DEJA_MAX_ERROR_RATE applies
+    judge: bool = True  # False: the client turned the judge off for this request
 
     def ttl_with(self, policy_ttl_s: int) -> int:
         """The entry's TTL: the request's, but never longer than the policy's short TTL."""
@@ -110,15 +115,28 @@ def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
         if value not in ("on", "off"):
             raise _bad("X-Deja-Semantic", f"expected on or off, got {headers['x-deja-semantic']!r}")
         semantic = value == "on"
-    threshold = None
-    if headers.get("x-deja-threshold") is not None:
-        try:
-            threshold = float(headers["x-deja-threshold"].strip())
-        except ValueError:
-            threshold = math.nan
-        if not 0.0 <= threshold <= 1.0:  # NaN fails this too
-            raise _bad("X-Deja-Threshold", f"expected a probability in [0, 1], got {headers['x-deja-threshold']!r}")
-    return CacheControl(policy, ttl, max_age, namespace, semantic, threshold)
+    threshold = _probability(headers, "X-Deja-Threshold")
+    max_error = _probability(headers, "X-Deja-Max-Error")
+    judge = True
+    if headers.get("x-deja-judge") is not None:
+        value = headers["x-deja-judge"].strip().lower()
+        if value not in ("on", "off"):
+            raise _bad("X-Deja-Judge", f"expected on or off, got {headers['x-deja-judge']!r}")
+        judge = value == "on"
+    return CacheControl(policy, ttl, max_age, namespace, semantic, threshold, max_error, judge)
+
+
+def _probability(headers: Mapping[str, str], header: str) -> float | None:
+    raw = headers.get(header.lower())
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise _bad(header, f"expected a probability in [0, 1], got {raw!r}")
+    return value
 
 
 def check_namespace(namespace: str, where: str) -> str:

@@ -10,6 +10,7 @@ skipped write), never into an error for the client.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ from services.gateway.api_format import ApiFormat, CacheableRequest
 from services.gateway.cache_control import CacheControl, cache_control_from
 from services.gateway.cache_policy import Policy, tenant_of
 from services.gateway.errors import ApiError
+from services.gateway.evidence import ServedMatch
+from services.gateway.judge import Judge, Verdict
 from services.gateway.openai_format import OPENAI
 from services.gateway.pricing import PriceTable
-from services.gateway.semantic import Lookup, SemanticTier
+from services.gateway.semantic import Lookup, SemanticHit, SemanticTier
 from services.gateway.semantic_key import SemanticParts
 from services.gateway.semantic_policy import SemanticPolicy
 from services.gateway.upstream import Upstream
@@ -90,6 +93,17 @@ class ReplayResponse(StreamingResponse):
             await self.background()
 
 
+def _drop(started: asyncio.Task | None) -> None:
+    """Abandon a raced upstream request: cancel it, or close its stream if it already answered."""
+    if started is None:
+        return
+    if not started.done():
+        started.cancel()
+        return
+    if not started.cancelled() and started.exception() is None:
+        asyncio.get_running_loop().create_task(started.result().aclose())
+
+
 def _age_s(entry: store_pb2.CacheEntry) -> int:
     return max(0, (time.time_ns() // 1_000_000 - entry.created_at_ms) // 1000)
 
@@ -109,9 +123,12 @@ class ChatCompletions:
     def __init__(
         self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool,
         policy: SemanticPolicy, semantic: SemanticTier | None, prices: PriceTable | None = None,
-        fmt: ApiFormat = OPENAI,
+        fmt: ApiFormat = OPENAI, judge: Judge | None = None, judge_mode: str = "sequential", audit_rate: float = 0.0,
     ) -> None:  # fmt: skip
         self.fmt = fmt
+        self.judge = judge  # None: DEJA_JUDGE=off, the uncertain band is a miss
+        self.judge_mode = judge_mode  # "race": the upstream request starts while the judge decides
+        self.audit_rate = audit_rate  # share of auto-served hits judged after the response
         self.store = store
         self.upstream = upstream
         self.policy = policy
@@ -156,23 +173,28 @@ class ChatCompletions:
             control.semantic and self.semantic is not None and self.policy.may_use_semantic(parts.query, chat.body)
         )
         lookup = None
-        if semantic and policy is Policy.NORMAL:
-            lookup = await self.semantic.lookup(scope, parts, self.fmt.name, control.threshold)
-            if lookup.hit is not None and control.fresh(_age_s(lookup.hit.entry)):
-                hit = lookup.hit
-                headers = {
-                    "x-deja-cache": "hit-semantic",
-                    "x-deja-similarity": f"{hit.similarity:.4f}",
-                    "x-deja-verifier-score": f"{hit.probability:.4f}",
-                }
-                response = self._serve(chat, hit.entry, headers)
-                self._log(
-                    started, chat, scope, "hit-semantic", response.status_code,
-                    similarity=round(hit.similarity, 4), verifier_score=round(hit.probability, 4),
-                )  # fmt: skip
-                return response
-
         headers = self.upstream.request_headers(request.headers)
+        started_upstream = None
+        judge_outcome = ""
+        if semantic and policy is Policy.NORMAL:
+            judge = control.judge and self.judge is not None
+            lookup = await self.semantic.lookup(
+                scope, parts, self.fmt.name, control.threshold, control.max_error, judge
+            )  # fmt: skip
+            if lookup.hit is not None and control.fresh(_age_s(lookup.hit.entry)):
+                if judge and random.random() < self.audit_rate:
+                    self._background(self._audit(request.headers, scope, parts.query, lookup.hit))
+                return self._serve_semantic(started, chat, scope, lookup.hit, "hit-semantic")
+            match = lookup.uncertain
+            if match is not None and judge and control.fresh(_age_s(match.entry)):
+                if self.judge_mode == "race":
+                    started_upstream = asyncio.create_task(self._send_upstream(chat, headers))
+                entry, judge_outcome = await self._judged(request.headers, scope, parts.query, match)
+                if entry is not None:
+                    _drop(started_upstream)
+                    judged = SemanticHit(entry, match.similarity, match.probability, match.pair, match.cached_question)
+                    return self._serve_semantic(started, chat, scope, judged, "hit-judged")
+
         plan = None
         if policy is not Policy.BYPASS:
             ttl_s = control.ttl_with(self.policy.ttl_for(parts.query))
@@ -180,13 +202,77 @@ class ChatCompletions:
         if policy is Policy.NORMAL:
             self._background(self._count_miss(scope))
         if chat.stream:
-            response = await self._stream_from_upstream(chat, headers, policy.value, plan)
+            response = await self._stream_from_upstream(chat, headers, policy.value, plan, started_upstream)
         else:
-            response = await self._fetch_from_upstream(chat, headers, policy.value, plan)
+            response = await self._fetch_from_upstream(chat, headers, policy.value, plan, started_upstream)
         if plan is not None and response.status_code == 200:
             response.headers["x-deja-entry"] = key.hex()  # the id the answer is stored under
+        if judge_outcome:
+            response.headers["x-deja-judge"] = judge_outcome  # asked, and it was not a yes
         self._log(started, chat, scope, policy.value, response.status_code)
         return response
+
+    # -- semantic hits, the judge and the audit ---------------------------------------------
+
+    def _serve_semantic(self, started: float, chat, scope, hit: SemanticHit, outcome: str) -> Response:
+        match = ServedMatch(hit.probability, hit.similarity, hit.pair)
+        self.semantic.evidence.served(scope.tenant, hit.entry.entry_id, match)
+        headers = {
+            "x-deja-cache": outcome,
+            **({"x-deja-judge": "yes"} if outcome == "hit-judged" else {}),
+            "x-deja-similarity": f"{hit.similarity:.4f}",
+            "x-deja-verifier-score": f"{hit.probability:.4f}",
+        }
+        response = self._serve(chat, hit.entry, headers)
+        self._log(
+            started, chat, scope, outcome, response.status_code,
+            similarity=round(hit.similarity, 4), verifier_score=round(hit.probability, 4),
+        )  # fmt: skip
+        return response
+
+    async def _ask_judge(self, client_headers, scope, question: str, match: SemanticHit, purpose: str) -> Verdict:
+        verdict = await self.judge.ask(self.fmt, client_headers, question, match.cached_question)
+        model = self.judge.models[self.fmt.name]
+        observe.judged(purpose, model, verdict.outcome, verdict.seconds, verdict.input_tokens, verdict.output_tokens,
+                       self.prices)  # fmt: skip
+        return verdict
+
+    async def _judged(self, client_headers, scope, question: str, match: SemanticHit) -> tuple:
+        """Ask the judge about an uncertain match: (the entry to serve on "yes", counted as a semantic hit,
+        or None; the judge's outcome). Every outcome is recorded; a verdict becomes an observation."""
+        verdict = await self._ask_judge(client_headers, scope, question, match, "decide")
+        entry = None
+        if verdict.same:
+            try:
+                entry = await self.store.get(scope, bytes.fromhex(match.entry.entry_id), store_pb2.TIER_SEMANTIC)
+            except DependencyError as exc:
+                log.warning("judged_fetch_failed_open", error=str(exc))
+        counters = {
+            "judge_calls": 1, f"judge_{verdict.outcome if verdict.same is not None else 'failed'}": 1,
+            "judge_input_tokens": verdict.input_tokens, "judge_output_tokens": verdict.output_tokens,
+            "hits_judged": int(entry is not None),
+        }  # fmt: skip
+        self._background(self.semantic.evidence.record(
+            scope.tenant, score=match.probability, similarity=match.similarity, same=verdict.same,
+            source=store_pb2.OBSERVATION_SOURCE_JUDGE, pair=match.pair, counters=counters,
+        ))  # fmt: skip
+        return entry, verdict.outcome
+
+    async def _audit(self, client_headers, scope, question: str, hit: SemanticHit) -> None:
+        """After an auto-served hit: ask the judge anyway, so the auto band keeps being checked. A "no"
+        is an error against the budget and vetoes the pairing."""
+        verdict = await self._ask_judge(client_headers, scope, question, hit, "audit")
+        counters = {
+            "judge_calls": 1, "judge_input_tokens": verdict.input_tokens, "judge_output_tokens": verdict.output_tokens,
+            "judge_failed": int(verdict.same is None), "audits": int(verdict.same is not None),
+            "audit_errors": int(verdict.same is False),
+        }  # fmt: skip
+        if verdict.same is False:
+            log.warning("audit_found_wrong_hit", entry_id=hit.entry.entry_id[:16], score=round(hit.probability, 4))
+        await self.semantic.evidence.record(
+            scope.tenant, score=hit.probability, similarity=hit.similarity, same=verdict.same,
+            source=store_pb2.OBSERVATION_SOURCE_AUDIT, pair=hit.pair, counters=counters,
+        )  # fmt: skip
 
     # -- cache side --------------------------------------------------------------------
 
@@ -248,8 +334,17 @@ class ChatCompletions:
 
     # -- upstream side -----------------------------------------------------------------
 
-    async def _fetch_from_upstream(self, chat, headers, outcome: str, plan: WritePlan | None) -> Response:
-        upstream = await self.upstream.send("POST", self.fmt.upstream_path, headers, chat.raw, stream=False)
+    async def _send_upstream(self, chat, headers) -> httpx.Response:
+        """The provider request of a miss (a stream asks for usage, see upstream_body)."""
+        if chat.stream:
+            return await self.upstream.send("POST", self.fmt.upstream_path, headers, self.fmt.upstream_body(chat),
+                                            stream=True)  # fmt: skip
+        return await self.upstream.send("POST", self.fmt.upstream_path, headers, chat.raw, stream=False)
+
+    async def _fetch_from_upstream(
+        self, chat, headers, outcome: str, plan: WritePlan | None, started: asyncio.Task | None = None
+    ) -> Response:
+        upstream = await (started or self._send_upstream(chat, headers))
         body = upstream.content
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         if upstream.status_code != 200:
@@ -263,9 +358,10 @@ class ChatCompletions:
                 self._write_later(plan, chat, body, answer)
         return Response(body, status_code=200, headers=out_headers)
 
-    async def _stream_from_upstream(self, chat, headers, outcome: str, plan: WritePlan | None) -> Response:
-        body = self.fmt.upstream_body(chat)
-        upstream = await self.upstream.send("POST", self.fmt.upstream_path, headers, body, stream=True)
+    async def _stream_from_upstream(
+        self, chat, headers, outcome: str, plan: WritePlan | None, started: asyncio.Task | None = None
+    ) -> Response:
+        upstream = await (started or self._send_upstream(chat, headers))
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
         if upstream.status_code != 200 or not is_sse:

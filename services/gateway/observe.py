@@ -51,6 +51,13 @@ TOKENS_SERVED = Counter("deja_tokens_served_total", "tokens of answers served fr
 COST_SAVED = Counter(
     "deja_cost_saved_usd_total", "estimated provider cost of the answers served from cache (price table)", ["model"]
 )
+JUDGE_CALLS = Counter(
+    "deja_judge_calls_total", "judge calls by purpose (decide, audit) and outcome (yes, no, timeout, error, unclear)",
+    ["purpose", "outcome"],
+)  # fmt: skip
+JUDGE_SECONDS = Histogram("deja_judge_duration_seconds", "latency of one judge call", buckets=LATENCY_BUCKETS)
+JUDGE_TOKENS = Counter("deja_judge_tokens_total", "tokens the judge calls cost", ["kind"])
+JUDGE_COST = Counter("deja_judge_cost_usd_total", "estimated provider cost of the judge calls (price table)", ["model"])
 
 
 @dataclass
@@ -113,6 +120,20 @@ def served_from_cache(entry: store_pb2.CacheEntry, prices: PriceTable) -> None:
     model, cost = prices.cost(entry.model, entry.usage.prompt_tokens, entry.usage.completion_tokens)
     if cost:
         COST_SAVED.labels(model).inc(cost)
+
+
+def judged(purpose: str, model: str, outcome: str, seconds: float, tokens_in: int, tokens_out: int,
+           prices: PriceTable) -> None:  # fmt: skip
+    JUDGE_CALLS.labels(purpose, outcome).inc()
+    JUDGE_SECONDS.observe(seconds)
+    JUDGE_TOKENS.labels("prompt").inc(tokens_in)
+    JUDGE_TOKENS.labels("completion").inc(tokens_out)
+    priced, cost = prices.cost(model, tokens_in, tokens_out)
+    if cost:
+        JUDGE_COST.labels(priced).inc(cost)
+    record = _current.get()
+    if record is not None and purpose == "decide":
+        record.ms["judge"] = round(record.ms.get("judge", 0.0) + seconds * 1000, 3)
 
 
 def finish(

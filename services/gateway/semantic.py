@@ -1,5 +1,10 @@
 """L2 + L3: embed the question, find cached prompts asked in the same context, let the verifier
-confirm the intent, then fetch the answer from the store. And, after a miss, index the new entry.
+score the intent, decide serve / judge / miss against the tenant's error budget
+(`error_budget.py`), then fetch the answer from the store. And, after a miss, index the new entry.
+
+The tier itself never calls the judge: a match in the uncertain band comes back as
+`Lookup.uncertain`, and the chat pipeline asks the judge (it holds the client's key and may race
+the upstream request).
 
 Every step runs under one deadline and through clients with their own deadlines and circuit
 breakers; any failure is a miss (fail open), never an error for the client.
@@ -8,6 +13,7 @@ breakers; any failure is a miss (fail open), never an error for the client.
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +22,8 @@ from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient, S
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
 from services.gateway import observe
+from services.gateway.error_budget import NEVER, Evidence
+from services.gateway.evidence import EvidenceBook, pairing
 from services.gateway.semantic_key import SemanticParts
 
 log = get_logger("deja.gateway.semantic")
@@ -28,19 +36,33 @@ class SemanticHit:
     entry: store_pb2.CacheEntry
     similarity: float
     probability: float
+    pair: str = ""  # pairing id of (question, entry): what a judge verdict or feedback is about
+    cached_question: str = ""  # the question the entry was stored for (the judge reads both)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one request allows: the error budget, the floor below which nothing is judged, the judge."""
+
+    max_error: float
+    floor: float
+    judge: bool
 
 
 @dataclass(frozen=True)
 class Lookup:
-    hit: SemanticHit | None = None
+    hit: SemanticHit | None = None  # within the budget: serve it
+    uncertain: SemanticHit | None = None  # in the band: serve it only if the judge says yes
     vector: np.ndarray | None = None  # reused to index the answer after a miss
     model_version: str = ""
+    serve_at: float = NEVER  # the tenant's serve threshold at this request's budget
 
 
 class SemanticTier:
     def __init__(
         self, *, embedder: EmbedderClient, index: SemanticIndexClient, verifier: VerifierClient, store: StoreClient,
-        k: int, min_similarity: float, threshold: float, timeout_s: float,
+        k: int, min_similarity: float, threshold: float, timeout_s: float, evidence: EvidenceBook,
+        max_error: float, min_yes: float, explore_rate: float,
     ) -> None:  # fmt: skip
         self.embedder = embedder
         self.index = index
@@ -48,32 +70,40 @@ class SemanticTier:
         self.store = store
         self.k = k
         self.min_similarity = min_similarity
-        self.threshold = threshold
+        self.threshold = threshold  # the floor: below it a candidate is a miss, never judged
         self.timeout_s = timeout_s
+        self.evidence = evidence
+        self.max_error = max_error
+        self.min_yes = min_yes  # judge only matches with at least this chance of a "yes"
+        self.explore_rate = explore_rate  # ... or this share of the others, so the match model keeps learning
 
     async def close(self) -> None:
         for client in (self.embedder, self.index, self.verifier):
             await client.close()
 
     async def lookup(
-        self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float | None = None
-    ) -> Lookup:
-        """The best verified answer in `api_format`; `threshold` can only make the configured one stricter."""
+        self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float | None = None,
+        max_error: float | None = None, judge: bool = True,
+    ) -> Lookup:  # fmt: skip
+        """The answer in `api_format` to serve (`hit`) or to judge (`uncertain`), if any. A request may
+        only tighten: `threshold` raises the floor, `max_error` lowers the budget, `judge` turns it off."""
+        budget = self.budget_for(threshold, max_error, judge)
         try:
-            return await asyncio.wait_for(
-                self._lookup(scope, parts, api_format, self.threshold_for(threshold)), self.timeout_s
-            )
+            return await asyncio.wait_for(self._lookup(scope, parts, api_format, budget), self.timeout_s)
         except (DependencyError, TimeoutError) as exc:
             log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
             return Lookup()
 
-    def threshold_for(self, requested: float | None) -> float:
-        """A request may ask for stricter verification (X-Deja-Threshold), never for looser."""
-        return self.threshold if requested is None else max(requested, self.threshold)
+    def budget_for(self, threshold: float | None, max_error: float | None, judge: bool) -> Budget:
+        floor = self.threshold if threshold is None else max(threshold, self.threshold)
+        budget = self.max_error if max_error is None else min(max_error, self.max_error)
+        return Budget(budget, floor, judge)
 
-    async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, threshold: float) -> Lookup:
+    async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, budget: Budget) -> Lookup:
         with observe.timed("embed"):
-            vectors, model = await self.embedder.embed([parts.query])
+            (vectors, model), evidence = await asyncio.gather(
+                self.embedder.embed([parts.query]), self.evidence.of(scope.tenant)
+            )
         vector, version = vectors[0], model.model_version
         with observe.timed("search"):
             hits = await self.index.search(
@@ -89,17 +119,52 @@ class SemanticTier:
         with observe.timed("verify"):
             probabilities = await self.verifier.verify(parts.query, candidates)
         observe.candidates_scored([h.similarity for h in hits], [float(p) for p in probabilities])
-        ranked = sorted(zip(probabilities, hits, strict=True), key=lambda pair: -pair[0])
-        for probability, hit in ranked:
-            if probability < threshold:
-                break
-            with observe.timed("fetch"):
-                entry = await self.store.get(scope, bytes.fromhex(hit.entry_id), store_pb2.TIER_SEMANTIC)
-            if entry is not None and entry.api_format == api_format:
-                return Lookup(SemanticHit(entry, hit.similarity, probability), vector, version)
-            # The answer expired or was deleted after it was indexed: forget the point.
-            await self.index.delete(scope, [hit.entry_id])
-        return Lookup(vector=vector, model_version=version)
+        serve_at = max(evidence.serve_threshold(budget.max_error), budget.floor)
+        miss = Lookup(vector=vector, model_version=version, serve_at=serve_at)
+        # A pairing judged or reported wrong is never served again; one judged right needs no new call.
+        scored = [
+            (float(p), h, pair)
+            for p, h in zip(probabilities, hits, strict=True)
+            if (pair := pairing(scope, parts.query, h.entry_id)) not in evidence.vetoed
+        ]
+        for probability, hit, pair in sorted(scored, key=lambda c: -c[0]):
+            approved = pair in evidence.approved and probability >= budget.floor
+            if probability < serve_at and not approved:
+                continue
+            entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_SEMANTIC)
+            if entry is not None:
+                match = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
+                return Lookup(match, None, vector, version, serve_at)
+        if not (budget.judge and scored):
+            return miss
+        probability, hit, pair = self._worth_judging(scored, evidence, budget.floor)
+        if hit is None:
+            return miss
+        entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_UNSPECIFIED)
+        if entry is None:
+            return miss
+        uncertain = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
+        return Lookup(None, uncertain, vector, version, serve_at)
+
+    def _worth_judging(self, scored: list, evidence: Evidence, floor: float) -> tuple:
+        """The candidate most likely to get a "yes", if it is at or above the floor and likely enough
+        (or drawn for exploration); (0, None, "") otherwise."""
+        chance = evidence.p_same(np.array([c[0] for c in scored]), np.array([c[1].similarity for c in scored]))
+        best = int(np.argmax(chance))
+        probability = scored[best][0]
+        if probability >= floor and (chance[best] >= self.min_yes or random.random() < self.explore_rate):
+            return scored[best]
+        return 0.0, None, ""
+
+    async def _fetch(self, scope: common_pb2.Scope, entry_id: str, api_format: str, count_as: int):
+        """The entry behind an index point, counted as a hit of `count_as`; None (and the point
+        forgotten) when the answer expired or was deleted after it was indexed."""
+        with observe.timed("fetch"):
+            entry = await self.store.get(scope, bytes.fromhex(entry_id), count_as)
+        if entry is None:
+            await self.index.delete(scope, [entry_id])
+            return None
+        return entry if entry.api_format == api_format else None
 
     async def remember(
         self, scope: common_pb2.Scope, parts: SemanticParts, lookup: Lookup | None, entry_id: str, expires_at_ms: int

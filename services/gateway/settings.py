@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from deja.settings import ConfigError, check_addr, setting
 from services.gateway.pricing import PriceTable
@@ -57,7 +58,57 @@ class GatewaySettings:
         "cosine prefilter: candidates below it are not verified",
     )
     verifier_threshold: float = setting(
-        "DEJA_VERIFIER_THRESHOLD", 0.5, "minimum verifier probability of same intent for a semantic hit"
+        # The floor of the judge band: below it a candidate is another question. Serving itself is
+        # decided by the error budget (DEJA_MAX_ERROR_RATE); see services/gateway/error_budget.py.
+        "DEJA_VERIFIER_THRESHOLD",
+        0.1,
+        "verifier probability below which a candidate is a miss, never judged nor served",
+    )
+    max_error_rate: float = setting(
+        "DEJA_MAX_ERROR_RATE",
+        0.01,
+        "error budget: a semantic match is served unasked only where the tenant's evidence bounds its error"
+        " rate (95% confidence) within this; X-Deja-Max-Error may lower it per request",
+    )
+    judge: bool = setting(
+        "DEJA_JUDGE", True, "ask the provider (client's key, a cheap model) about matches in the uncertain band"
+    )
+    judge_model_openai: str = setting(
+        "DEJA_JUDGE_MODEL_OPENAI", "gpt-4o-mini", "judge model for OpenAI-format requests"
+    )
+    judge_model_anthropic: str = setting(
+        "DEJA_JUDGE_MODEL_ANTHROPIC", "claude-haiku-4-5", "judge model for Anthropic-format requests"
+    )
+    judge_timeout_ms: int = setting(
+        "DEJA_JUDGE_TIMEOUT_MS", 3000, "longest wait for the judge; past it the request is a miss", minimum=1
+    )
+    judge_mode: str = setting(
+        "DEJA_JUDGE_MODE",
+        "sequential",
+        "sequential: judge, then go upstream on a no; race: start the upstream request while the judge runs"
+        " and drop it on a yes (no added latency; the provider bills the dropped call's input)",
+    )
+    judge_min_yes: float = setting(
+        "DEJA_JUDGE_MIN_YES",
+        0.25,
+        "judge a match only if the tenant's match model gives it at least this chance of a yes",
+    )
+    audit_rate: float = setting(
+        "DEJA_AUDIT_RATE",
+        0.02,
+        "share of auto-served semantic hits judged after the response (also: of skipped matches, to keep learning)",
+    )
+    error_prior: str = setting(
+        "DEJA_ERROR_PRIOR",
+        "",
+        "reliability table every tenant's evidence starts from; empty = the shipped verifier's"
+        " (services/verifier/model/reliability.json)",
+    )
+    error_prior_weight: float = setting(
+        "DEJA_ERROR_PRIOR_WEIGHT", 100.0, "how many observations the prior counts as", minimum=0.0
+    )
+    evidence_refresh_s: float = setting(
+        "DEJA_EVIDENCE_REFRESH_S", 10.0, "reload a tenant's observations from the store this often", minimum=0.0
     )
     semantic_min_chars: int = setting("DEJA_SEMANTIC_MIN_CHARS", 8, "shorter questions are exact-only", minimum=1)
     semantic_max_chars: int = setting("DEJA_SEMANTIC_MAX_CHARS", 2000, "longer questions are exact-only", minimum=1)
@@ -86,8 +137,18 @@ class GatewaySettings:
         check_addr("DEJA_EMBEDDER_ADDR", self.embedder_addr)
         check_addr("DEJA_SEMANTIC_ADDR", self.semantic_addr)
         check_addr("DEJA_VERIFIER_ADDR", self.verifier_addr)
-        if not 0.0 <= self.verifier_threshold <= 1.0:
-            raise ConfigError("DEJA_VERIFIER_THRESHOLD: must be a probability in [0, 1]")
+        for env, value in (
+            ("DEJA_VERIFIER_THRESHOLD", self.verifier_threshold),
+            ("DEJA_MAX_ERROR_RATE", self.max_error_rate),
+            ("DEJA_JUDGE_MIN_YES", self.judge_min_yes),
+            ("DEJA_AUDIT_RATE", self.audit_rate),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{env}: must be a probability in [0, 1]")
+        if self.judge_mode not in ("sequential", "race"):
+            raise ConfigError(f"DEJA_JUDGE_MODE: expected sequential or race, got {self.judge_mode!r}")
+        if self.error_prior and not Path(self.error_prior).is_file():
+            raise ConfigError(f"DEJA_ERROR_PRIOR: no file at {self.error_prior}")
         PriceTable.parse(self.prices)
         if not -1.0 <= self.semantic_min_similarity <= 1.0:
             raise ConfigError("DEJA_SEMANTIC_MIN_SIMILARITY: must be a cosine in [-1, 1]")
@@ -107,3 +168,13 @@ class GatewaySettings:
             )
         if self.admin_key and len(self.admin_key) < 16:
             raise ConfigError("DEJA_ADMIN_KEY: use at least 16 characters (empty turns the admin API off)")
+
+
+SHIPPED_PRIOR = Path(__file__).resolve().parents[1] / "verifier" / "model" / "reliability.json"
+
+
+def prior_path(settings: GatewaySettings) -> Path | None:
+    """The reliability table the tenants' evidence starts from (None: no prior, only their own)."""
+    if settings.error_prior:
+        return Path(settings.error_prior)
+    return SHIPPED_PRIOR if SHIPPED_PRIOR.is_file() else None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import blake3
 import orjson
+
+from services.mock_provider import truth as ground_truth
 
 VOCABULARY = (
     "cache entries verify intent before serving answers agents reuse responses latency drops while "
@@ -17,5 +21,14 @@ def digest_words(body: dict, count: int) -> str:
     return " ".join(VOCABULARY[b % len(VOCABULARY)] for b in digest[:count])
 
 
-def answer_for(body: dict, prompt: str) -> str:
-    return f"Mock answer to {prompt[:200]!r}: " + digest_words(body, 24) + "."
+def cluster_for(body: dict, truth: Mapping[str, str] | None) -> str | None:
+    """The workload cluster of the request's last user question, when the ground truth knows it."""
+    if not truth:
+        return None
+    return ground_truth.cluster_of(truth, ground_truth.last_user_text(body["messages"]))
+
+
+def answer_for(body: dict, prompt: str, cluster: str | None = None) -> str:
+    # The cluster leads the text so a served cache hit shows which question's answer it was.
+    prefix = f"[cluster {cluster}] " if cluster is not None else ""
+    return prefix + f"Mock answer to {prompt[:200]!r}: " + digest_words(body, 24) + "."

@@ -3,12 +3,14 @@
 Like the OpenAI side: deterministic answers, `usage` filled, the same fault-injection headers
 (x-mock-status, x-mock-latency-ms, x-mock-break-after, x-mock-stream-error-after). Tools offered
 are called one per turn, in order (text + tool_use block, stop_reason "tool_use"), until each has
-a tool_result; `thinking: {"type": "enabled"}` adds a signed thinking block first.
+a tool_result; `thinking: {"type": "enabled"}` adds a signed thinking block first. A known workload
+question is answered with its cluster, and a judge call (see `judge.py`) gets "yes"/"no".
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import blake3
 import orjson
@@ -18,7 +20,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from services.gateway.anthropic_format import error_type_for
 from services.gateway.anthropic_sse import error_event, replay_events
 from services.gateway.semantic_key import last_user_text
-from services.mock_provider.answers import answer_for, digest_words
+from services.mock_provider.answers import answer_for, cluster_for, digest_words
+from services.mock_provider.judge import Judge, Pair
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -35,9 +38,37 @@ def _tool_results(messages: list[dict]) -> int:
     )
 
 
-def message_for(body: dict) -> dict:
+def _digest(body: dict) -> str:
+    return blake3.blake3(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest(12)
+
+
+def _message(body: dict, content: list[dict], stop_reason: str, output_tokens: int) -> dict:
+    input_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
+    return {
+        "id": "msg_mock_" + _digest(body),
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+        },
+    }
+
+
+def judge_message(body: dict, text: str) -> dict:
+    """A judge's verdict: one short text block, as a real model answers under max_tokens 3."""
+    return _message(body, [{"type": "text", "text": text}], "end_turn", len(text.split()))
+
+
+def message_for(body: dict, truth: Mapping[str, str] | None = None) -> dict:
     prompt = last_user_text(body["messages"]) or "(tool results)"
-    digest = blake3.blake3(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest(12)
+    digest = _digest(body)
     tools = body.get("tools") or []
     step = _tool_results(body["messages"])
     content: list[dict] = []
@@ -50,30 +81,20 @@ def message_for(body: dict) -> dict:
         content.append({"type": "text", "text": f"I'll use {name} for this."})
         content.append({"type": "tool_use", "id": "toolu_" + digest, "name": name, "input": {"query": prompt}})
     else:
-        content.append({"type": "text", "text": answer_for(body, prompt)})
-    input_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
+        content.append({"type": "text", "text": answer_for(body, prompt, cluster_for(body, truth))})
     output_tokens = sum(len(str(block).split()) for block in content)
-    return {
-        "id": "msg_mock_" + digest,
-        "type": "message",
-        "role": "assistant",
-        "model": body["model"],
-        "content": content,
-        "stop_reason": "tool_use" if calls_tool else "end_turn",
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "output_tokens": output_tokens,
-        },
-    }
+    return _message(body, content, "tool_use" if calls_tool else "end_turn", output_tokens)
 
 
-async def messages(request: Request, *, latency_ms: int, models: list[str]) -> Response:
+async def messages(
+    request: Request, *, latency_ms: int, models: list[str], judge: Judge | None = None, pair: Pair | None = None
+) -> Response:
+    """`pair`: the two questions when this is a judge call (the app classifies requests to count them)."""
     headers = request.headers
     if "x-api-key" not in headers and "authorization" not in headers:
         return error(401, "x-api-key header is required")
+    if pair is not None and judge is not None:
+        latency_ms = judge.latency(latency_ms)
     await asyncio.sleep(int(headers.get("x-mock-latency-ms", latency_ms)) / 1000)
     if "x-mock-status" in headers:
         status = int(headers["x-mock-status"])
@@ -90,7 +111,12 @@ async def messages(request: Request, *, latency_ms: int, models: list[str]) -> R
         return error(400, "max_tokens: field required")
     if body.get("model") not in models:
         return error(404, f"model: {body.get('model')}")
-    message = message_for(body)
+    if pair is not None and judge is not None:
+        if judge.fault == "500":
+            return error(500, "mock judge fault: 500")
+        message = judge_message(body, await judge.reply(pair))
+    else:
+        message = message_for(body, judge.truth if judge else None)
     if not body.get("stream"):
         return JSONResponse(message)
     break_after = int(headers.get("x-mock-break-after", -1))

@@ -14,8 +14,20 @@ text (so a request offering three tools drives a three-step tool loop). `reasoni
 `reasoning_content` to the message, as reasoning providers (DeepSeek, vLLM) stream it.
 
 `POST /v1/messages` speaks Anthropic's Messages format the same way (see `anthropic.py`).
-`GET /mock/stats` counts the requests each endpoint answered (`chat_completions`, `messages`),
-so a test can prove a hit never reached the provider.
+
+With a workload's ground truth (`DEJA_MOCK_TRUTH`, see `truth.py`), a known question's answer
+names its cluster (`[cluster C] Mock answer to ...`), so a served hit shows whose answer it was.
+A request whose system prompt carries "Deja cache judge" is a judge call (see `judge.py`): the
+answer is "yes" when its two questions share a cluster (or are the same words), else "no",
+flipped for a reproducible share of pairs by `DEJA_MOCK_JUDGE_NOISE`. Tests steer the judge with
+
+    POST /mock/judge {"truth": {question: cluster}, "noise": 0.1, "latency_ms": N,
+                      "fault": null|"timeout"|"500"|"garbage", "reset": true}   (any subset)
+    GET  /mock/judge                the current configuration (truth_size, noise, fault, latency_ms)
+
+`GET /mock/stats` counts the requests each endpoint answered (`chat_completions`, `messages`;
+judge calls only under `judge`, with `judge_yes`/`judge_no`), so a test can prove a hit never
+reached the provider.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 
 import blake3
 import orjson
@@ -33,7 +46,8 @@ from starlette.routing import Route
 
 from services.gateway.sse import event, replay_chunks
 from services.mock_provider import anthropic
-from services.mock_provider.answers import answer_for, digest_words
+from services.mock_provider.answers import answer_for, cluster_for, digest_words
+from services.mock_provider.judge import Judge, Pair, anthropic_pair, openai_pair
 
 
 def _error(status: int, message: str, type: str, code: str | None = None) -> JSONResponse:
@@ -58,25 +72,15 @@ def _tool_call_for(body: dict) -> dict | None:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def completion_for(body: dict) -> dict:
-    call = _tool_call_for(body)
-    text = None if call else answer_for(body, _prompt(body))
-    message = {"role": "assistant", "content": text, "refusal": None}
-    if body.get("reasoning_effort"):
-        message["reasoning_content"] = f"Thinking about {_prompt(body)[:60]!r}: " + digest_words(body, 10) + "."
-    if call:
-        message["tool_calls"] = [call]
+def _completion(body: dict, message: dict, finish_reason: str, completion_tokens: int) -> dict:
     prompt_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
-    completion_tokens = len((text or call["function"]["arguments"]).split())
     return {
         "id": "chatcmpl-mock-" + blake3.blake3(orjson.dumps(message)).hexdigest(12),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body["model"],
         "system_fingerprint": "fp_deja_mock",
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if call else "stop"}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -85,15 +89,51 @@ def completion_for(body: dict) -> dict:
     }
 
 
-def create_app(*, latency_ms: int, models: list[str]) -> Starlette:
+def completion_for(body: dict, truth: Mapping[str, str] | None = None) -> dict:
+    call = _tool_call_for(body)
+    text = None if call else answer_for(body, _prompt(body), cluster_for(body, truth))
+    message = {"role": "assistant", "content": text, "refusal": None}
+    if body.get("reasoning_effort"):
+        message["reasoning_content"] = f"Thinking about {_prompt(body)[:60]!r}: " + digest_words(body, 10) + "."
+    if call:
+        message["tool_calls"] = [call]
+    completion_tokens = len((text or call["function"]["arguments"]).split())
+    return _completion(body, message, "tool_calls" if call else "stop", completion_tokens)
+
+
+def judge_completion(body: dict, text: str) -> dict:
+    """A judge's verdict: a bare one-word answer, as a real model gives under max_tokens 3."""
+    return _completion(body, {"role": "assistant", "content": text, "refusal": None}, "stop", len(text.split()))
+
+
+async def _judge_pair(request: Request, pair_of: Callable[[object], Pair | None]) -> Pair | None:
+    """Classify before answering, so judge calls never count as answers (tests rely on that)."""
+    try:
+        return pair_of(orjson.loads(await request.body()))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def create_app(
+    *,
+    latency_ms: int,
+    models: list[str],
+    truth: Mapping[str, str] | None = None,
+    judge_noise: float = 0.0,
+    judge_latency_ms: int = 0,
+) -> Starlette:
+    """`truth`: question -> cluster; `judge_latency_ms` -1 gives judge calls the normal latency."""
     calls: Counter[str] = Counter()
+    judge = Judge(truth=truth or {}, noise=judge_noise, latency_ms=judge_latency_ms, counts=calls)
 
     async def chat_completions(request: Request) -> Response:
-        calls["chat_completions"] += 1
+        pair = await _judge_pair(request, openai_pair)
+        calls["chat_completions" if pair is None else "judge"] += 1
         headers = request.headers
         if "authorization" not in headers:
             return _error(401, "You didn't provide an API key.", "invalid_request_error", "missing_api_key")
-        await asyncio.sleep(int(headers.get("x-mock-latency-ms", latency_ms)) / 1000)
+        normal_ms = latency_ms if pair is None else judge.latency(latency_ms)
+        await asyncio.sleep(int(headers.get("x-mock-latency-ms", normal_ms)) / 1000)
         if "x-mock-status" in headers:
             status = int(headers["x-mock-status"])
             return _error(
@@ -112,7 +152,12 @@ def create_app(*, latency_ms: int, models: list[str]) -> Starlette:
                 "invalid_request_error",
                 "model_not_found",
             )
-        completion = completion_for(body)
+        if pair is None:
+            completion = completion_for(body, judge.truth)
+        elif judge.fault == "500":
+            return _error(500, "mock judge fault: 500", "server_error")
+        else:
+            completion = judge_completion(body, await judge.reply(pair))
         if not body.get("stream"):
             return JSONResponse(completion)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -137,11 +182,20 @@ def create_app(*, latency_ms: int, models: list[str]) -> Starlette:
         return JSONResponse({"object": "list", "data": data})
 
     async def messages(request: Request) -> Response:
-        calls["messages"] += 1
-        return await anthropic.messages(request, latency_ms=latency_ms, models=models)
+        pair = await _judge_pair(request, anthropic_pair)
+        calls["messages" if pair is None else "judge"] += 1
+        return await anthropic.messages(request, latency_ms=latency_ms, models=models, judge=judge, pair=pair)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(dict(calls))
+
+    async def judge_config(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                judge.configure(orjson.loads(await request.body()))
+            except ValueError as exc:  # orjson.JSONDecodeError included
+                return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse(judge.describe())
 
     return Starlette(
         routes=[
@@ -149,6 +203,7 @@ def create_app(*, latency_ms: int, models: list[str]) -> Starlette:
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/mock/stats", stats, methods=["GET"]),
+            Route("/mock/judge", judge_config, methods=["GET", "POST"]),
             Route("/healthz", lambda r: JSONResponse({"status": "ok"}), methods=["GET"]),
         ]
     )

@@ -10,6 +10,7 @@ from deja.grpc_server import run_grpc_service
 from deja.logs import configure_logging
 from deja.settings import load
 from deja.v1 import store_pb2, store_pb2_grpc
+from services.store.observations import ObservationLog
 from services.store.redis_store import RedisExactStore
 from services.store.servicer import StoreServicer
 from services.store.sessions.settings import SessionSettings
@@ -35,6 +36,7 @@ async def serve(settings: StoreSettings, session_settings: SessionSettings) -> N
     )
     sessions.start()
     refresher = asyncio.create_task(refresh_totals(store))
+    observations = ObservationLog(store.redis, max_kept=settings.max_observations)
 
     async def stop() -> None:
         refresher.cancel()
@@ -53,7 +55,7 @@ async def serve(settings: StoreSettings, session_settings: SessionSettings) -> N
         port=settings.port,
         metrics_port=settings.metrics_port,
         register=lambda server: (
-            store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(store), server),
+            store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(store, observations), server),
             sessions.register(server),
         ),
         service_names=[SERVICE_NAME, SessionService.SERVICE_NAME],

@@ -12,13 +12,14 @@ import redis.exceptions
 from deja.logs import get_logger
 from deja.v1 import store_pb2, store_pb2_grpc
 from services.store.entries import EntryAdmin, InvalidFilter
+from services.store.observations import InvalidObservation, ObservationLog
 from services.store.redis_store import InvalidRequest, RedisExactStore
 
 log = get_logger("deja.store")
 
 
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> None:
-    if isinstance(exc, InvalidRequest | InvalidFilter):
+    if isinstance(exc, InvalidRequest | InvalidFilter | InvalidObservation):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     if isinstance(exc, redis.exceptions.TimeoutError):
         log.warning("redis_timeout", op=op)
@@ -31,9 +32,10 @@ async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> N
 
 
 class StoreServicer(store_pb2_grpc.StoreServiceServicer):
-    def __init__(self, store: RedisExactStore) -> None:
+    def __init__(self, store: RedisExactStore, observations: ObservationLog | None = None) -> None:
         self._store = store
         self._entries = EntryAdmin(store)
+        self._observations = observations or ObservationLog(store.redis, max_kept=5000)
 
     async def Get(self, request, context):
         try:
@@ -66,6 +68,8 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
     async def Stats(self, request, context):
         try:
             stats = await self._store.stats(request.tenant)
+            for name, value in (await self._observations.counters(request.tenant)).items():
+                setattr(stats, name, value)
         except Exception as exc:
             await _fail(context, exc, "stats")
         return store_pb2.StoreStatsResponse(stats=stats)
@@ -103,3 +107,20 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         except Exception as exc:
             await _fail(context, exc, "record_feedback")
         return store_pb2.StoreFeedbackResponse()
+
+    # -- the error budget's evidence ------------------------------------------------------
+
+    async def RecordObservation(self, request, context):
+        observation = request.observation if request.HasField("observation") else None
+        try:
+            await self._observations.record(request.tenant, observation, dict(request.counters))
+        except Exception as exc:
+            await _fail(context, exc, "record_observation")
+        return store_pb2.StoreObservationResponse()
+
+    async def ListObservations(self, request, context):
+        try:
+            observations = await self._observations.list(request.tenant, request.limit)
+        except Exception as exc:
+            await _fail(context, exc, "list_observations")
+        return store_pb2.StoreListObservationsResponse(observations=observations)

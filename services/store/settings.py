@@ -26,6 +26,12 @@ class StoreSettings:
     max_entry_bytes: int = setting(
         "DEJA_CACHE_MAX_ENTRY_BYTES", 1_048_576, "larger responses are served but not cached", minimum=1
     )
+    max_observations: int = setting(
+        "DEJA_MAX_OBSERVATIONS",
+        5000,
+        "labeled semantic matches (judge, audit, feedback) kept per tenant for its error budget",
+        minimum=1,
+    )
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
