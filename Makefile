@@ -15,7 +15,7 @@ DATASETS ?= ../shared/datasets
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup models triton run test test-unit proto check-proto lint format eval train-verifier bench lock clean
+.PHONY: help setup models triton run test test-unit proto check-proto lint format eval eval-workload train-verifier bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -84,6 +84,17 @@ format: setup ## apply ruff fixes and formatting
 eval: setup models ## cosine vs verifier on the test splits in ../shared/datasets (prints a table)
 	$(BIN)/deja eval --datasets $(DATASETS)
 
+# Each workload replays through a real local cluster (mock provider upstream, answering and judging from
+# the workload's ground truth) as tenants of its own per row; qqp is 20,760 requests per row (~15-25 min
+# per row on two cores), checklist is cut to 2,000 pairs, coding is 703 requests. WORKLOAD_ARGS="--limit N"
+# for a quick run.
+WORKLOAD_ARGS ?=
+eval-workload: setup models ## replay the built-in cache workloads through the real cluster (one JSON object each)
+	$(BIN)/deja eval --workload qqp --datasets $(DATASETS) $(WORKLOAD_ARGS)
+	$(BIN)/deja eval --workload qqp --judge-noise 0.05 --datasets $(DATASETS) $(WORKLOAD_ARGS)
+	$(BIN)/deja eval --workload coding --datasets $(DATASETS) $(WORKLOAD_ARGS)
+	$(BIN)/deja eval --workload checklist --limit 4000 --datasets $(DATASETS) $(WORKLOAD_ARGS)
+
 # The same-intent verifier: fine-tune (torch, in the export venv) -> ONNX fp32 + static int8 -> calibrate
 # and measure (runtime venv) into services/verifier/model. Two seeded stages on CPU (a GPU when present):
 # stage 1 (the Recipe/Hyper defaults: 46,500 rows, ~35 min) and stage 2, which continues it on all of
@@ -105,6 +116,7 @@ train-verifier: setup models ## train (2 stages), export, calibrate and measure 
 		--out $(VERIFIER_CKPT) $(STAGE2_ARGS)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.export --checkpoint $(VERIFIER_CKPT) --out $(VERIFIER_MODEL) --datasets $(DATASETS)
 	$(BIN)/python -m services.verifier.training.evaluate --model $(VERIFIER_MODEL) --datasets $(DATASETS)
+	$(BIN)/python -m services.verifier.training.reliability --model $(VERIFIER_MODEL) --datasets $(DATASETS)
 
 bench: setup ## exact-hit latency and throughput through the gateway (prints a table)
 	$(BIN)/deja bench

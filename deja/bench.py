@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import httpx
 import orjson
 import psutil
 import redis
@@ -263,10 +264,18 @@ async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Late
     port = cluster.gateway_port
     conn = await HttpConnection.open(port)
     try:
+        # A new tenant's first match goes to the judge (the mock's, told these two ask the same thing);
+        # its "yes" approves the pairing, so from then on the paraphrase is served unasked.
+        truth = {"truth": {SEMANTIC_SEED: "center-div", SEMANTIC_PARAPHRASE: "center-div"}}
+        async with httpx.AsyncClient(timeout=5) as mock:
+            (await mock.post(f"{cluster.mock_url}/mock/judge", json=truth)).raise_for_status()
         seed = post_bytes(port, CHAT_PATH, chat_body(SEMANTIC_SEED))
         await conn.send(seed)
         await asyncio.sleep(1.0)  # stored, then indexed, after the response
         paraphrase = post_bytes(port, CHAT_PATH, chat_body(SEMANTIC_PARAPHRASE))
+        _, head, _ = await conn.send(paraphrase)
+        if b"\r\nx-deja-cache: hit-judged\r\n" not in head:
+            raise SystemExit(f"deja bench: expected a judged hit for the paraphrase, got:\n{head.decode()}")
         _, head, _ = await conn.send(paraphrase)
         if b"\r\nx-deja-cache: hit-semantic\r\n" not in head:
             raise SystemExit(f"deja bench: expected a semantic hit for the paraphrase, got:\n{head.decode()}")

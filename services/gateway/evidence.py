@@ -26,6 +26,7 @@ log = get_logger("deja.gateway.evidence")
 
 MAX_TENANTS = 10_000  # tenants held in memory; the rest reload on their next lookup
 MAX_SERVED = 20_000  # recent semantic hits remembered for feedback
+MAX_LOCAL = 20_000  # observations a tenant's evidence may grow to between reloads
 
 
 def pairing(scope: common_pb2.Scope, question: str, entry_id: str) -> str:
@@ -79,7 +80,7 @@ class EvidenceBook:
         observation = None
         if same is not None:
             held = self._tenants.get(tenant)
-            if held is not None:
+            if held is not None and len(held[1].scores) < MAX_LOCAL:  # bounded while the store is away
                 held[1].add(score, same, pair, similarity)
             observation = store_pb2.Observation(score=score, similarity=similarity, same=same, source=source, pair=pair)
         try:

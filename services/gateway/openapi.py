@@ -202,6 +202,12 @@ CACHE_HEADERS = [
         {"type": "string", "pattern": r"^(0(\.[0-9]+)?|1(\.0+)?)$"},
         "a stricter verifier threshold for this request (a looser one is ignored)",
     ),
+    _header(
+        "X-Deja-Max-Error",
+        {"type": "string", "pattern": r"^(0(\.[0-9]+)?|1(\.0+)?)$"},
+        "a smaller error budget for this request (a larger one is ignored)",
+    ),
+    _header("X-Deja-Judge", {"enum": ["on", "off"]}, "off: no judge call, the uncertain band is a miss"),
     _header("X-Deja-Format", {"enum": ["tauq"]}, "compact answers: not available in this build (400)"),
 ]
 SESSION_HEADERS = [
@@ -209,7 +215,11 @@ SESSION_HEADERS = [
     _header("X-Deja-Memory", {"enum": ["recall"]}, "put the session's recent turns in front of the request"),
 ]
 CACHE_RESPONSE_HEADERS = {
-    "X-Deja-Cache": {"schema": {"enum": ["hit-exact", "hit-semantic", "miss", "bypass", "refresh"]}},
+    "X-Deja-Cache": {"schema": {"enum": ["hit-exact", "hit-semantic", "hit-judged", "miss", "bypass", "refresh"]}},
+    "X-Deja-Judge": {
+        "schema": {"enum": ["yes", "no", "timeout", "error", "unclear"]},
+        "description": "the judge was asked: yes on hit-judged, otherwise why the match was not served",
+    },
     "X-Deja-Entry": {"schema": {"type": "string"}, "description": "the entry id, on hits and stores"},
     "Age": {"schema": {"type": "string"}, "description": "seconds since the answer was cached (hits)"},
 }
@@ -269,13 +279,37 @@ def build_spec() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "tenant": {"type": "string", "description": "first 16 hex of the tenant hash"},
-            "hits": {"type": "object", "properties": {"exact": INT, "semantic": INT, "total": INT}},
+            "hits": {"type": "object", "properties": {"exact": INT, "semantic": INT, "judged": INT, "total": INT}},
+            "judged_share": rate,
             "misses": INT,
             "hit_rate": rate,
             "entries": INT,
             "bytes": INT,
             "tokens_saved": INT,
+            "tokens_saved_net_of_judge": {"type": "integer"},
+            "judge": {
+                "type": "object",
+                "properties": {k: INT for k in ("calls", "yes", "no", "failed", "input_tokens", "output_tokens")},
+            },
+            "audits": {
+                "type": "object",
+                "properties": {"judged": INT, "wrong": INT, "error_rate": rate, "error_rate_upper95": rate},
+            },
             "feedback": {"type": "object", "properties": {"correct": INT, "incorrect": INT, "false_hit_rate": rate}},
+            "error_budget": {
+                "type": "object",
+                "description": "the tenant's error budget, the thresholds its evidence gives, what it measured",
+                "properties": {
+                    "max_error": rate,
+                    "judge_floor": rate,
+                    "judge": {"type": "boolean"},
+                    "audit_rate": rate,
+                    "serve_threshold": {**rate, "description": "null: no score is backed by enough evidence yet"},
+                    "observations": INT,
+                    "error_rate": rate,
+                    "error_rate_upper95": rate,
+                },
+            },
         },
     }
     session_ops_headers = [_path("session_id", SESSION_ID)]
