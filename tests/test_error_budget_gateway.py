@@ -237,7 +237,7 @@ def test_a_request_can_turn_the_judge_off(judged_cluster):
     key = "sk-budget-judge-off"
     question = "How do I remove duplicates from a list in Python?"
     paraphrase = "How can I remove duplicate items from a Python list?"
-    other = "What is the way to drop duplicates from a list in Python?"
+    other = "How do I remove duplicate elements from a list in Python?"
     configure_judge(judged_cluster, truth={question: "dedupe", paraphrase: "dedupe", other: "dedupe"})
     client = sdk(judged_cluster, key)
     learn(judged_cluster, key, lambda q: ask(client, q), question)

@@ -45,7 +45,7 @@ def _combined(metrics: dict) -> list[str]:
         return []
     return [
         f"- Cosine prefilter + verifier as the gateway runs them (DEJA_SEMANTIC_MIN_SIMILARITY "
-        f"{gateway['min_similarity']:.2f}, DEJA_SEMANTIC_K {gateway['k']}, DEJA_VERIFIER_THRESHOLD "
+        f"{gateway['min_similarity']:.2f}, DEJA_SEMANTIC_K {gateway['k']}, verifier p >= "
         f"{gateway['threshold']}): keeps {row['kept']:.3f} of the verifier's QQP recall at that threshold "
         f"(target >= 0.95): {_met(row['kept'] >= 0.95)}."
     ]
@@ -82,7 +82,7 @@ def _prefilter_at(pre: dict) -> list[str]:
 
 def _prefilter(metrics: dict) -> list[str]:
     tables = metrics["test"]["qqp"].get("prefilter") or []
-    names = ["The gateway's default threshold (DEJA_VERIFIER_THRESHOLD 0.5).",
+    names = ["At p >= 0.5 (the gateway's fixed threshold before the error budget).",
              "The lowest threshold with precision >= 0.95 on QQP dev."]  # fmt: skip
     lines: list[str] = []
     for name, pre in zip(names, tables, strict=False):
@@ -148,8 +148,9 @@ def render(metrics: dict, training: dict) -> str:
         "Scores whether two prompts ask for the same thing, so that a cached answer to one may be served for",
         "the other. Output: P(same intent), calibrated on held-out dev data (`calibration.json`, Platt scaling",
         f"of the logit of the pair in {cal.get('pair_order', 'canonical')} order: both texts sorted, so the score",
-        "is exactly symmetric with one row per pair), so `DEJA_VERIFIER_THRESHOLD` is a maximum accepted error",
-        "probability. Built by `make train-verifier` (services/verifier/training/).",
+        "is exactly symmetric with one row per pair), so a score reads as a probability. What the gateway serves",
+        "is decided by its error budget (DEJA_MAX_ERROR_RATE), starting from this model's dev reliability table",
+        "(`reliability.json`). Built by `make train-verifier` (services/verifier/training/).",
         "",
         "## Files",
         "",
@@ -162,7 +163,8 @@ def render(metrics: dict, training: dict) -> str:
         "  table is stored as two halves joined by a Concat that ONNX Runtime folds at load.",
         "- `tokenizer.json` (the base model's, unchanged), `config.json` (BERT shape, for the MLX backend),",
         "  `calibration.json`, `training.json` (data counts, hyper-parameters, loss curves of every stage),",
-        "  `metrics.json`.",
+        "  `metrics.json`, `reliability.json` (dev pairs and wrong ones per score bin: the error budget's prior,",
+        "  written by `python -m services.verifier.training.reliability`).",
         "",
         "## Base weights and license",
         "",
