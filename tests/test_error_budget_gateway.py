@@ -315,6 +315,18 @@ def test_stats_show_the_judge_and_the_error_budget(judged_cluster):
     assert 0.0 < budget["error_rate_upper95"] < 1.0
 
 
+def test_a_request_cannot_loosen_the_error_budget(judged_cluster):
+    key = "sk-budget-loose"
+    question = "How do I find the length of a string in Go?"
+    paraphrase = "How can I get the length of a string in Go?"
+    configure_judge(judged_cluster, truth={question: "go-len", paraphrase: "go-len"})
+    client = sdk(judged_cluster, key)
+    learn(judged_cluster, key, lambda q: ask(client, q), question)
+    # A budget of 1.0 would serve anything over the floor unasked; the configured 0.01 still applies.
+    raw = ask(client, paraphrase, extra_headers={"X-Deja-Max-Error": "1.0"})
+    assert raw.headers["x-deja-cache"] == "hit-judged" and raw.headers["x-deja-judge"] == "yes"
+
+
 # -- clusters of their own --------------------------------------------------------------------------
 
 
@@ -394,6 +406,14 @@ def test_an_audit_that_finds_a_wrong_hit_vetoes_the_pairing(own_cluster, tmp_pat
     assert again.headers["x-deja-cache"] != "hit-semantic"
     assert again.headers["x-deja-entry"] != served.headers["x-deja-entry"]
     assert content(again) != answer.choices[0].message.content
+
+    # Another tenant's request may tighten the budget below what the prior backs: then the judge decides.
+    strict_key = "sk-budget-audit-strict"
+    configure_judge(running, truth={question: "center-div", paraphrase: "center-div"})
+    strict = sdk(running, strict_key)
+    learn(running, strict_key, lambda q: ask(strict, q), question)
+    tight = ask(strict, paraphrase, extra_headers={"X-Deja-Max-Error": "0.000001"})
+    assert tight.headers["x-deja-cache"] == "hit-judged" and tight.headers["x-deja-judge"] == "yes"
 
 
 def test_race_mode_overlaps_the_judge_and_the_upstream_request(own_cluster):

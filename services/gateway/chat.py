@@ -256,7 +256,8 @@ class ChatCompletions:
             scope.tenant, score=match.probability, similarity=match.similarity, same=verdict.same,
             source=store_pb2.OBSERVATION_SOURCE_JUDGE, pair=match.pair, counters=counters,
         ))  # fmt: skip
-        return entry, verdict.outcome
+        # A "yes" for an answer that expired (or a store that failed) since the lookup is still a miss.
+        return entry, ("expired" if verdict.same and entry is None else verdict.outcome)
 
     async def _audit(self, client_headers, scope, question: str, hit: SemanticHit) -> None:
         """After an auto-served hit: ask the judge anyway, so the auto band keeps being checked. A "no"

@@ -217,7 +217,7 @@ SESSION_HEADERS = [
 CACHE_RESPONSE_HEADERS = {
     "X-Deja-Cache": {"schema": {"enum": ["hit-exact", "hit-semantic", "hit-judged", "miss", "bypass", "refresh"]}},
     "X-Deja-Judge": {
-        "schema": {"enum": ["yes", "no", "timeout", "error", "unclear"]},
+        "schema": {"enum": ["yes", "no", "timeout", "error", "unclear", "expired"]},
         "description": "the judge was asked: yes on hit-judged, otherwise why the match was not served",
     },
     "X-Deja-Entry": {"schema": {"type": "string"}, "description": "the entry id, on hits and stores"},
