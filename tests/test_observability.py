@@ -213,7 +213,7 @@ def test_cache_stats_are_the_callers_own_by_tier(traced):
             break
         time.sleep(0.05)
     assert stats["misses"] == 1
-    assert stats["hits"] == {"exact": 1, "semantic": 1, "total": 2}
+    assert stats["hits"] == {"exact": 1, "semantic": 1, "judged": 0, "total": 2}
     assert stats["hit_rate"] == round(2 / 3, 4)
     assert stats["entries"] == 1 and stats["bytes"] > 0
     assert stats["tokens_saved"] > 0
