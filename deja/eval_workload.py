@@ -114,7 +114,8 @@ def replay(gateway: str, mock: str, requests: list[dict], key_prefix: str, heade
         hits_mark = 0
         for i, request in enumerate(requests):
             tenant = request.get("tenant", "")
-            key = f"{key_prefix}-{tenant}" if tenant else key_prefix
+            # One key per workload tenant; "/<tenant>" tells the mock whose ground truth applies.
+            key = f"{key_prefix}/{tenant}" if tenant else key_prefix
             repeat = (tenant, request["cluster"]) in cached
             started = time.perf_counter()
             response = client.post(

@@ -4,6 +4,7 @@ fallbacks and `deja eval --workload` are only as trustworthy as these verdicts a
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -20,7 +21,7 @@ from services.mock_provider.main import MockSettings
 MODELS = ["gpt-4o-mini", "claude-haiku-4-5"]
 SYSTEM = "You are the Deja cache judge. Answer yes or no only."
 WORKLOAD = [
-    {"question": "How do I learn Python fast?", "cluster": "c1", "tenant": "t"},
+    {"question": "How do I learn Python fast?", "cluster": "c1"},
     {"question": "What is the quickest way to learn Python?", "cluster": "c1"},
     {"question": "How do I cook rice?", "cluster": "c2"},
 ]
@@ -271,3 +272,26 @@ def test_settings(truth_file):
     assert (settings.truth, settings.judge_noise, settings.judge_latency_ms) == (str(truth_file), 0.25, 0)
     with pytest.raises(ConfigError, match="DEJA_MOCK_JUDGE_NOISE"):
         load(MockSettings, {"DEJA_MOCK_JUDGE_NOISE": "1.5"})
+
+
+def test_rows_with_a_tenant_are_that_tenants_truth(tmp_path):
+    # The same question in two tenants' workloads, a duplicate in one and not in the other.
+    path = tmp_path / "w.jsonl"
+    rows = [
+        {"question": "Is it hot?", "cluster": "t1-a", "tenant": "t1"},
+        {"question": "Is it warm?", "cluster": "t1-a", "tenant": "t1"},
+        {"question": "Is it hot?", "cluster": "t2-a", "tenant": "t2"},
+        {"question": "Is it warm?", "cluster": "t2-b", "tenant": "t2"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    app = create_app(latency_ms=0, models=MODELS, truth=ground_truth.load(str(path)))
+    with TestClient(app) as client:
+        for key, expected in (("sk-x/t1", "yes"), ("sk-x/t2", "no")):
+            headers = {"authorization": f"Bearer {key}"}
+            response = OpenAI.post(client, OpenAI.judge_body("Is it hot?", "Is it warm?"), headers)
+            assert OpenAI.text(response) == expected
+            answer = OpenAI.text(OpenAI.post(client, OpenAI.plain_body("Is it warm?"), headers))
+            assert f"[cluster {'t1-a' if expected == 'yes' else 't2-b'}]" in answer
+    assert (
+        ground_truth.tenant_of({"x-api-key": "abc/t9"}) == "t9" and ground_truth.tenant_of({"x-api-key": "abc"}) == ""
+    )

@@ -109,21 +109,22 @@ def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
     namespace = (headers.get("x-deja-namespace") or "").strip()
     if namespace and not _NAMESPACE.match(namespace):
         raise _bad("X-Deja-Namespace", f"must be {NAMESPACE_RULE}")
-    semantic = True
-    if headers.get("x-deja-semantic") is not None:
-        value = headers["x-deja-semantic"].strip().lower()
-        if value not in ("on", "off"):
-            raise _bad("X-Deja-Semantic", f"expected on or off, got {headers['x-deja-semantic']!r}")
-        semantic = value == "on"
+    semantic = _on_off(headers, "X-Deja-Semantic")
     threshold = _probability(headers, "X-Deja-Threshold")
     max_error = _probability(headers, "X-Deja-Max-Error")
-    judge = True
-    if headers.get("x-deja-judge") is not None:
-        value = headers["x-deja-judge"].strip().lower()
-        if value not in ("on", "off"):
-            raise _bad("X-Deja-Judge", f"expected on or off, got {headers['x-deja-judge']!r}")
-        judge = value == "on"
+    judge = _on_off(headers, "X-Deja-Judge")
     return CacheControl(policy, ttl, max_age, namespace, semantic, threshold, max_error, judge)
+
+
+def _on_off(headers: Mapping[str, str], header: str) -> bool:
+    """on (the default when absent) or off."""
+    raw = headers.get(header.lower())
+    if raw is None:
+        return True
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise _bad(header, f"expected on or off, got {raw!r}")
+    return value == "on"
 
 
 def _probability(headers: Mapping[str, str], header: str) -> float | None:

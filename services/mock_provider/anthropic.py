@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from services.gateway.anthropic_format import error_type_for
 from services.gateway.anthropic_sse import error_event, replay_events
 from services.gateway.semantic_key import last_user_text
+from services.mock_provider import truth as ground_truth
 from services.mock_provider.answers import answer_for, cluster_for, digest_words
 from services.mock_provider.judge import Judge, Pair
 
@@ -114,9 +115,11 @@ async def messages(
     if pair is not None and judge is not None:
         if judge.fault == "500":
             return error(500, "mock judge fault: 500")
-        message = judge_message(body, await judge.reply(pair))
+        message = judge_message(body, await judge.reply(pair, ground_truth.tenant_of(headers)))
     else:
-        message = message_for(body, judge.truth if judge else None)
+        message = message_for(
+            body, ground_truth.Scoped(judge.truth, ground_truth.tenant_of(headers)) if judge else None
+        )
     if not body.get("stream"):
         return JSONResponse(message)
     break_after = int(headers.get("x-mock-break-after", -1))

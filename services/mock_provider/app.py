@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from services.gateway.sse import event, replay_chunks
 from services.mock_provider import anthropic
+from services.mock_provider import truth as ground_truth
 from services.mock_provider.answers import answer_for, cluster_for, digest_words
 from services.mock_provider.judge import Judge, Pair, anthropic_pair, openai_pair
 
@@ -153,11 +154,11 @@ def create_app(
                 "model_not_found",
             )
         if pair is None:
-            completion = completion_for(body, judge.truth)
+            completion = completion_for(body, ground_truth.Scoped(judge.truth, ground_truth.tenant_of(headers)))
         elif judge.fault == "500":
             return _error(500, "mock judge fault: 500", "server_error")
         else:
-            completion = judge_completion(body, await judge.reply(pair))
+            completion = judge_completion(body, await judge.reply(pair, ground_truth.tenant_of(headers)))
         if not body.get("stream"):
             return JSONResponse(completion)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

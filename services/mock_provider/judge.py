@@ -109,21 +109,21 @@ class Judge:
     def latency(self, normal_ms: int) -> int:
         return normal_ms if self.latency_ms < 0 else self.latency_ms
 
-    def verdict(self, a: str, b: str) -> bool:
+    def verdict(self, a: str, b: str, tenant: str = "") -> bool:
         """What a perfect judge says (same cluster, or the same words), then flipped by the noise."""
-        cluster = ground_truth.cluster_of(self.truth, a)
+        truth = ground_truth.Scoped(self.truth, tenant)
+        cluster = ground_truth.cluster_of(truth, a)
         same = bool(a and b) and (
-            (cluster is not None and cluster == ground_truth.cluster_of(self.truth, b))
-            or ground_truth.same_question(a, b)
+            (cluster is not None and cluster == ground_truth.cluster_of(truth, b)) or ground_truth.same_question(a, b)
         )
         return same != flipped(a, b, self.noise) if self.noise > 0 else same
 
-    async def reply(self, pair: Pair) -> str:
+    async def reply(self, pair: Pair, tenant: str = "") -> str:
         """The reply text. The caller answers the "500" fault itself: its error shape is the API's."""
         if self.fault == "timeout":
             await asyncio.sleep(TIMEOUT_S)
         if self.fault == "garbage":
             return GARBAGE
-        answer = "yes" if self.verdict(*pair) else "no"
+        answer = "yes" if self.verdict(*pair, tenant) else "no"
         self.counts["judge_" + answer] += 1
         return answer

@@ -13,10 +13,38 @@ from typing import Any
 import orjson
 
 
-def add(truth: dict[str, str], question: str, cluster: str) -> None:
-    """Index the exact question and its whitespace-stripped form: clients often trim what they send."""
-    truth[question] = cluster
-    truth.setdefault(question.strip(), cluster)
+def add(truth: dict[str, str], question: str, cluster: str, tenant: str = "") -> None:
+    """Index the exact question and its whitespace-stripped form: clients often trim what they send.
+    A row with a tenant is that tenant's only (the same question may be in other clusters elsewhere)."""
+    prefix = f"{tenant}\x00" if tenant else ""
+    truth[prefix + question] = cluster
+    truth.setdefault(prefix + question.strip(), cluster)
+
+
+class Scoped(Mapping[str, str]):
+    """The truth as one tenant sees it: its own rows first, then the rows without a tenant."""
+
+    def __init__(self, truth: Mapping[str, str], tenant: str) -> None:
+        self._truth = truth
+        self._prefix = f"{tenant}\x00" if tenant else ""
+
+    def __getitem__(self, question: str) -> str:
+        if self._prefix and self._prefix + question in self._truth:
+            return self._truth[self._prefix + question]
+        return self._truth[question]
+
+    def __iter__(self):
+        return iter(self._truth)
+
+    def __len__(self) -> int:
+        return len(self._truth)
+
+
+def tenant_of(headers: Mapping[str, str]) -> str:
+    """The workload tenant a request speaks for: an API key `<anything>/<tenant>` names it (the
+    convention of `deja eval --workload`, which gives each workload tenant a key of its own)."""
+    key = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return key.rsplit("/", 1)[1] if "/" in key else ""
 
 
 def load(path: str) -> dict[str, str]:
@@ -29,7 +57,7 @@ def load(path: str) -> dict[str, str]:
             row = orjson.loads(line)
             if not isinstance(row, dict) or not isinstance(row.get("question"), str) or "cluster" not in row:
                 raise ValueError(f"{path}:{number}: expected {{'question': str, 'cluster': ...}}")
-            add(truth, row["question"], str(row["cluster"]))
+            add(truth, row["question"], str(row["cluster"]), str(row.get("tenant") or ""))
     return truth
 
 
