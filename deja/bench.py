@@ -288,6 +288,7 @@ async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Late
         # verifier lets a near-duplicate bag through; those are counted, not timed.
         rng = random.Random(7)
         miss_samples: list[float] = []
+        judged_samples: list[float] = []  # misses the judge was asked about first (it said no)
         false_hits = 0
         for i in range(WARMUP + requests):
             question = " ".join(rng.choices(WORDS, k=8)) + "?"
@@ -298,14 +299,19 @@ async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Late
                 raise RuntimeError(f"HTTP {status} for a fresh question")
             if b"x-deja-cache: miss" in head:
                 if i >= WARMUP:
-                    miss_samples.append(elapsed)
+                    (judged_samples if b"x-deja-judge: " in head else miss_samples).append(elapsed)
             else:
                 false_hits += 1
         misses = summarize(miss_samples)
     finally:
         await conn.close()
-    label = f"gateway miss (mock at 0 ms; {false_hits} of {WARMUP + requests} were hits)"
-    return [("gateway semantic hit", hit), (label, misses)]
+    total = WARMUP + requests
+    label = f"gateway miss, no judge call (mock at 0 ms; {false_hits} of {total} were hits)"
+    rows = [("gateway semantic hit", hit), (label, misses)]
+    if judged_samples:
+        label = f"gateway miss after a judged no ({len(judged_samples)} of {total}; judge at 0 ms)"
+        rows.append((label, summarize(judged_samples)))
+    return rows
 
 
 async def embedder_throughput(addr: str, seconds: float, batch: int = 32, concurrency: int = 4) -> float:
