@@ -7,7 +7,8 @@ or one that flips `--judge-noise` of its verdicts. Requests go to the gateway ov
 order, one at a time, as an agent would send them; so a served hit is right exactly when the answer
 it served names the asked question's cluster.
 
-One row per pipeline setting (`deja`, at each `--max-error`, judge on and off); each row replays
+One row per pipeline setting (`deja`, at each `--max-error`, judge on and off; `threshold` is the
+serve threshold the tenant ended with, null while none is backed by evidence); each row replays
 the whole workload as tenants of its own, so rows never see each other's entries or evidence.
 `cosine` rows are what a plain cosine cache (GPTCache's rule: nearest cached question, served when
 its cosine clears a threshold) would do, the threshold chosen to serve the same share of repeats as
@@ -67,11 +68,13 @@ class Tally:
     errors: int = 0
     judged_hits: int = 0
     fifths: list[dict] = field(default_factory=list)  # judge calls and semantic hits per fifth of the replay
+    threshold: float | None = None  # the serve threshold the (single) tenant ended with
 
     def row(self, judge_calls: int) -> dict:
         n = max(self.requests, 1)
         wrong = self.semantic_hits - self.right
         return {
+            "threshold": self.threshold,
             "requests": self.requests,
             "semantic_hits": self.semantic_hits,
             "judged_hits": self.judged_hits,
@@ -154,6 +157,9 @@ def replay(gateway: str, mock: str, requests: list[dict], key_prefix: str, heade
                 print(f"  {key_prefix}: {i + 1}/{len(requests)}", file=sys.stderr, flush=True)
         time.sleep(0.5)  # audits run after their responses
         judge_calls = client.get(f"{mock}/mock/stats").json().get("judge", 0) - judge_start
+        # The serve threshold the tenant's evidence gives at the end (one tenant; null: none yet).
+        stats = client.get(f"{gateway}/v1/cache/stats", headers={"authorization": f"Bearer {key_prefix}", **headers})
+        tally.threshold = stats.json().get("error_budget", {}).get("serve_threshold") if stats.is_success else None
     return tally, judge_calls
 
 
@@ -208,12 +214,14 @@ def cosine_replay(index: np.ndarray, cosine: np.ndarray, requests: list[dict], t
             cached_clusters.add((tenants[i], clusters[i]))
     n = len(requests)
     return {
-        "pipeline": "cosine", "threshold": round(threshold, 4), "requests": n, "semantic_hits": hits,
+        "pipeline": "cosine", "max_error": None, "judge": "off", "judge_noise": None,
+        "threshold": round(threshold, 4), "requests": n, "semantic_hits": hits,
         "served_precision": round(right / hits, 4) if hits else None,
         "served_precision_low95": _round(wilson_low(right, hits)),
         "repeats_served": round(served / repeats, 4) if repeats else None,
         "wrong_per_1000": round(1000 * (hits - right) / max(n, 1), 2),
-        "judge_calls_per_1000": 0.0, "measured": "simulated in process on the embedder's vectors",
+        "judge_calls_per_1000": 0.0, "hit_p50_ms": None, "hit_p99_ms": None,
+        "measured": "simulated in process on the embedder's vectors (no latency)",
     }  # fmt: skip
 
 

@@ -58,4 +58,9 @@ def test_deja_eval_workload_replays_through_the_cluster_and_scores_hits(tmp_path
     # Judge off: a new tenant has no evidence, so nothing is served unasked (never over-served).
     assert off["semantic_hits"] == 0 and off["judge_calls_per_1000"] == 0.0
     for row in report["rows"]:
-        assert {"served_precision", "served_precision_low95", "repeats_served", "wrong_per_1000"} <= set(row)
+        assert {
+            "pipeline", "max_error", "judge", "judge_noise", "threshold", "semantic_hits", "served_precision",
+            "served_precision_low95", "repeats_served", "wrong_per_1000", "judge_calls_per_1000", "hit_p50_ms",
+            "hit_p99_ms",
+        } <= set(row)  # fmt: skip
+    assert on["threshold"] is None  # five requests are no evidence: nothing is served unasked

@@ -50,11 +50,19 @@ class EvidenceBook:
         self._tenants: OrderedDict[str, tuple[float, Evidence]] = OrderedDict()
         self._served: OrderedDict[tuple[str, str], ServedMatch] = OrderedDict()
 
-    async def of(self, tenant: str) -> Evidence:
+    def fresh(self, tenant: str) -> Evidence | None:
+        """The tenant's evidence if it is held and fresh: the common case, with no call at all."""
         held = self._tenants.get(tenant)
         if held is not None and time.monotonic() - held[0] < self.refresh_s:
             self._tenants.move_to_end(tenant)
             return held[1]
+        return None
+
+    async def of(self, tenant: str) -> Evidence:
+        evidence = self.fresh(tenant)
+        if evidence is not None:
+            return evidence
+        held = self._tenants.get(tenant)
         try:
             observations = await self.store.list_observations(tenant)
         except DependencyError as exc:

@@ -100,10 +100,14 @@ class SemanticTier:
         return Budget(budget, floor, judge)
 
     async def _lookup(self, scope: common_pb2.Scope, parts: SemanticParts, api_format: str, budget: Budget) -> Lookup:
+        evidence = self.evidence.fresh(scope.tenant)
         with observe.timed("embed"):
-            (vectors, model), evidence = await asyncio.gather(
-                self.embedder.embed([parts.query]), self.evidence.of(scope.tenant)
-            )
+            if evidence is None:  # load it from the store while the question is embedded
+                (vectors, model), evidence = await asyncio.gather(
+                    self.embedder.embed([parts.query]), self.evidence.of(scope.tenant)
+                )
+            else:
+                vectors, model = await self.embedder.embed([parts.query])
         vector, version = vectors[0], model.model_version
         with observe.timed("search"):
             hits = await self.index.search(
