@@ -109,6 +109,18 @@ def _age_s(entry: store_pb2.CacheEntry) -> int:
 
 
 @dataclass(frozen=True)
+class SemanticStep:
+    """What the semantic tier decided for one request: a hit to serve (`outcome` is its X-Deja-Cache),
+    or a miss with the lookup (its vector is reused to index the answer), the upstream request a
+    race already started, and the judge's outcome when it was asked (`outcome`, for X-Deja-Judge)."""
+
+    lookup: Lookup | None = None
+    hit: SemanticHit | None = None
+    started_upstream: asyncio.Task | None = None
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
 class WritePlan:
     """How to cache the answer of a miss, decided before it is forwarded."""
 
@@ -172,28 +184,13 @@ class ChatCompletions:
         semantic = (
             control.semantic and self.semantic is not None and self.policy.may_use_semantic(parts.query, chat.body)
         )
-        lookup = None
         headers = self.upstream.request_headers(request.headers)
-        started_upstream = None
-        judge_outcome = ""
+        step = SemanticStep()
         if semantic and policy is Policy.NORMAL:
-            judge = control.judge and self.judge is not None
-            lookup = await self.semantic.lookup(
-                scope, parts, self.fmt.name, control.threshold, control.max_error, judge
-            )  # fmt: skip
-            if lookup.hit is not None and control.fresh(_age_s(lookup.hit.entry)):
-                if judge and random.random() < self.audit_rate:
-                    self._background(self._audit(request.headers, scope, parts.query, lookup.hit))
-                return self._serve_semantic(started, chat, scope, lookup.hit, "hit-semantic")
-            match = lookup.uncertain
-            if match is not None and judge and control.fresh(_age_s(match.entry)):
-                if self.judge_mode == "race":
-                    started_upstream = asyncio.create_task(self._send_upstream(chat, headers))
-                entry, judge_outcome = await self._judged(request.headers, scope, parts.query, match)
-                if entry is not None:
-                    _drop(started_upstream)
-                    judged = SemanticHit(entry, match.similarity, match.probability, match.pair, match.cached_question)
-                    return self._serve_semantic(started, chat, scope, judged, "hit-judged")
+            step = await self._semantic(request.headers, headers, chat, scope, parts, control)
+            if step.hit is not None:
+                return self._serve_semantic(started, chat, scope, step.hit, step.outcome)
+        lookup, started_upstream, judge_outcome = step.lookup, step.started_upstream, step.outcome
 
         plan = None
         if policy is not Policy.BYPASS:
@@ -213,6 +210,28 @@ class ChatCompletions:
         return response
 
     # -- semantic hits, the judge and the audit ---------------------------------------------
+
+    async def _semantic(self, client_headers, headers, chat, scope, parts: SemanticParts, control) -> SemanticStep:
+        """L2 + L3 under the error budget: a hit to serve, or what the miss that follows needs (the
+        lookup's vector, the raced upstream request, the judge's outcome for X-Deja-Judge)."""
+        judge = control.judge and self.judge is not None
+        lookup = await self.semantic.lookup(scope, parts, self.fmt.name, control.threshold, control.max_error, judge)
+        if lookup.hit is not None and control.fresh(_age_s(lookup.hit.entry)):
+            if judge and random.random() < self.audit_rate:
+                self._background(self._audit(client_headers, scope, parts.query, lookup.hit))
+            return SemanticStep(lookup, hit=lookup.hit, outcome="hit-semantic")
+        match = lookup.uncertain
+        if match is None or not judge or not control.fresh(_age_s(match.entry)):
+            return SemanticStep(lookup)
+        started_upstream = None
+        if self.judge_mode == "race":
+            started_upstream = asyncio.create_task(self._send_upstream(chat, headers))
+        entry, outcome = await self._judged(client_headers, scope, parts.query, match)
+        if entry is None:
+            return SemanticStep(lookup, started_upstream=started_upstream, outcome=outcome)
+        _drop(started_upstream)
+        judged = SemanticHit(entry, match.similarity, match.probability, match.pair, match.cached_question)
+        return SemanticStep(lookup, hit=judged, outcome="hit-judged")
 
     def _serve_semantic(self, started: float, chat, scope, hit: SemanticHit, outcome: str) -> Response:
         match = ServedMatch(hit.probability, hit.similarity, hit.pair)

@@ -132,7 +132,9 @@ class SemanticTier:
             if (pair := pairing(scope, parts.query, h.entry_id)) not in evidence.vetoed
         ]
         for probability, hit, pair in sorted(scored, key=lambda c: -c[0]):
-            approved = pair in evidence.approved and probability >= budget.floor
+            # The judge already said yes to this pairing, or the question is word for word the cached one
+            # (in the same context: the index only returns matching contexts), so no call is needed.
+            approved = (pair in evidence.approved or hit.prompt == parts.query) and probability >= budget.floor
             if probability < serve_at and not approved:
                 continue
             entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_SEMANTIC)
