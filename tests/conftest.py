@@ -104,8 +104,25 @@ def unique_prompt(text: str = "How do I center a div?") -> list[dict]:
     return [{"role": "user", "content": f"{text} [{uuid.uuid4().hex[:8]}]"}]
 
 
+def wait_for_stored(client: openai.OpenAI, prompt: str, timeout_s: float = 10.0) -> None:
+    """Until the tenant's cache lists an entry for `prompt` (written after the response). Polling the
+    listing, not the chat endpoint: a chat request that came too early would be a miss that stores
+    the answer again, and for an answer that differs per request (tool-call ids) replace the first."""
+    deadline = time.monotonic() + timeout_s  # a loaded CI box can take seconds
+    url = str(client.base_url).rstrip("/") + "/cache/entries"
+    while time.monotonic() < deadline:
+        listed = httpx.get(url, params={"prompt": prompt[:200]}, headers={"authorization": f"Bearer {client.api_key}"})
+        if listed.status_code == 200 and listed.json()["data"]:
+            return
+        time.sleep(0.05)
+
+
 def wait_for_hit(client: openai.OpenAI, **request) -> openai.types.chat.ChatCompletion:
-    """Cache writes happen after the response; poll briefly until the entry is there."""
+    """Cache writes happen after the response; wait until the entry is there, then ask (polling as
+    a fallback where the listing cannot name the entry)."""
+    last_user = next((m for m in reversed(request.get("messages", [])) if m.get("role") == "user"), None)
+    if last_user is not None and isinstance(last_user.get("content"), str) and request.get("extra_headers") is None:
+        wait_for_stored(client, last_user["content"])
     deadline = time.monotonic() + 10  # a loaded CI box can take seconds; a miss here re-stores the entry
     while True:
         raw = client.chat.completions.with_raw_response.create(**request)
