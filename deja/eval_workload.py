@@ -274,6 +274,8 @@ def run_workload(
             extra_env={
                 "DEJA_MOCK_TRUTH": str(truth), "DEJA_MOCK_JUDGE_NOISE": str(judge_noise),
                 "DEJA_MOCK_JUDGE_LATENCY_MS": "0", "DEJA_ACCESS_LOG": "false", "DEJA_SEMANTIC_TIMEOUT_MS": "2000",
+                # The loosest row's budget; X-Deja-Max-Error tightens it for the others (it never loosens).
+                "DEJA_MAX_ERROR_RATE": str(max(max_errors)),
             },
         )  # fmt: skip
         with cluster:
