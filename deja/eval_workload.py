@@ -37,13 +37,11 @@ _CLUSTER = re.compile(r"\[cluster ([^\]]+)\]")
 SEMANTIC_HITS = ("hit-semantic", "hit-judged")
 
 
-def wilson_low(successes: int, n: int, z: float = Z) -> float | None:
-    if n == 0:
-        return None
-    p = successes / n
-    centre = p + z * z / (2 * n)
-    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return float((centre - spread) / (1 + z * z / n))
+def wilson_low(successes: int, n: int) -> float | None:
+    """The reported bound: two-sided 95% (the gateway's own decisions use one-sided 95%)."""
+    from services.gateway.error_budget import wilson_lower
+
+    return wilson_lower(successes, n, Z) if n else None
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -67,11 +67,15 @@ def test_ties_are_cut_together():
 
 
 def test_three_way_decision():
-    assert decide(0.99, serve_at=0.95, judge_at=0.3, judge=True) == Decision.SERVE
-    assert decide(0.5, serve_at=0.95, judge_at=0.3, judge=True) == Decision.JUDGE
-    assert decide(0.5, serve_at=0.95, judge_at=0.3, judge=False) == Decision.MISS
-    assert decide(0.2, serve_at=0.95, judge_at=0.3, judge=True) == Decision.MISS
-    assert decide(0.999, serve_at=NEVER, judge_at=0.3, judge=True) == Decision.JUDGE
+    rule = dict(serve_at=0.95, floor=0.3, min_yes=0.25)
+    assert decide(0.99, 0.99, **rule, judge=True) == Decision.SERVE
+    assert decide(0.5, 0.5, **rule, judge=True) == Decision.JUDGE
+    assert decide(0.5, 0.5, **rule, judge=False) == Decision.MISS
+    assert decide(0.2, 0.9, **rule, judge=True) == Decision.MISS  # under the floor, however likely
+    assert decide(0.999, 0.999, serve_at=NEVER, floor=0.3, min_yes=0.25, judge=True) == Decision.JUDGE
+    # Above the floor but unlikely to get a "yes": a miss, unless drawn for exploration.
+    assert decide(0.5, 0.1, **rule, judge=True) == Decision.MISS
+    assert decide(0.5, 0.1, **rule, judge=True, explore=True) == Decision.JUDGE
 
 
 # -- evidence -----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from services.gateway.cache_control import CacheControl, cache_control_from
 from services.gateway.cache_policy import Policy, tenant_of
 from services.gateway.errors import ApiError
 from services.gateway.evidence import ServedMatch
-from services.gateway.judge import Judge, Verdict
+from services.gateway.judge import Judge
 from services.gateway.openai_format import OPENAI
 from services.gateway.pricing import PriceTable
 from services.gateway.semantic import Lookup, SemanticHit, SemanticTier
@@ -249,28 +249,30 @@ class ChatCompletions:
         )  # fmt: skip
         return response
 
-    async def _ask_judge(self, client_headers, scope, question: str, match: SemanticHit, purpose: str) -> Verdict:
+    async def _ask_judge(self, client_headers, question: str, match: SemanticHit, purpose: str) -> tuple:
+        """(the verdict, the tenant counters every judge call adds to: calls and tokens)."""
         verdict = await self.judge.ask(self.fmt, client_headers, question, match.cached_question)
         model = self.judge.models[self.fmt.name]
         observe.judged(purpose, model, verdict.outcome, verdict.seconds, verdict.input_tokens, verdict.output_tokens,
                        self.prices)  # fmt: skip
-        return verdict
+        counters = {
+            "judge_calls": 1, "judge_input_tokens": verdict.input_tokens, "judge_output_tokens": verdict.output_tokens,
+            "judge_failed": int(verdict.same is None),
+        }  # fmt: skip
+        return verdict, counters
 
     async def _judged(self, client_headers, scope, question: str, match: SemanticHit) -> tuple:
         """Ask the judge about an uncertain match: (the entry to serve on "yes", counted as a semantic hit,
         or None; the judge's outcome). Every outcome is recorded; a verdict becomes an observation."""
-        verdict = await self._ask_judge(client_headers, scope, question, match, "decide")
+        verdict, counters = await self._ask_judge(client_headers, question, match, "decide")
         entry = None
         if verdict.same:
             try:
                 entry = await self.store.get(scope, bytes.fromhex(match.entry.entry_id), store_pb2.TIER_SEMANTIC)
             except DependencyError as exc:
                 log.warning("judged_fetch_failed_open", error=str(exc))
-        counters = {
-            "judge_calls": 1, f"judge_{verdict.outcome if verdict.same is not None else 'failed'}": 1,
-            "judge_input_tokens": verdict.input_tokens, "judge_output_tokens": verdict.output_tokens,
-            "hits_judged": int(entry is not None),
-        }  # fmt: skip
+        counters.update(judge_yes=int(verdict.same is True), judge_no=int(verdict.same is False),
+                        hits_judged=int(entry is not None))  # fmt: skip
         self._background(self.semantic.evidence.record(
             scope.tenant, score=match.probability, similarity=match.similarity, same=verdict.same,
             source=store_pb2.OBSERVATION_SOURCE_JUDGE, pair=match.pair, counters=counters,
@@ -281,12 +283,8 @@ class ChatCompletions:
     async def _audit(self, client_headers, scope, question: str, hit: SemanticHit) -> None:
         """After an auto-served hit: ask the judge anyway, so the auto band keeps being checked. A "no"
         is an error against the budget and vetoes the pairing."""
-        verdict = await self._ask_judge(client_headers, scope, question, hit, "audit")
-        counters = {
-            "judge_calls": 1, "judge_input_tokens": verdict.input_tokens, "judge_output_tokens": verdict.output_tokens,
-            "judge_failed": int(verdict.same is None), "audits": int(verdict.same is not None),
-            "audit_errors": int(verdict.same is False),
-        }  # fmt: skip
+        verdict, counters = await self._ask_judge(client_headers, question, hit, "audit")
+        counters.update(audits=int(verdict.same is not None), audit_errors=int(verdict.same is False))
         if verdict.same is False:
             log.warning("audit_found_wrong_hit", entry_id=hit.entry.entry_id[:16], score=round(hit.probability, 4))
         await self.semantic.evidence.record(

@@ -36,14 +36,19 @@ Z95 = 1.6448536269514722  # one-sided 95%
 NEVER = math.inf  # a serve threshold no score reaches
 
 
+def _wilson_upper(errors: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """The Wilson score interval's upper end, elementwise (n > 0)."""
+    p = errors / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(np.maximum(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
+    return np.minimum(1.0, (centre + spread) / (1 + z * z / n))
+
+
 def wilson_upper(errors: float, n: float, z: float = Z95) -> float:
     """One-sided upper confidence bound of a rate (Wilson score interval); 1.0 with no evidence."""
     if n <= 0:
         return 1.0
-    p = errors / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return min(1.0, (centre + spread) / (1 + z * z / n))
+    return float(_wilson_upper(np.float64(errors), np.float64(n), z))
 
 
 def wilson_lower(successes: float, n: float, z: float = Z95) -> float:
@@ -84,10 +89,7 @@ def serve_threshold(scores: np.ndarray, wrong: np.ndarray, weights: np.ndarray, 
     # Only the last row of each run of equal scores is a valid cut (every point >= t is counted).
     last = np.append(s[1:] != s[:-1], True)
     s, e, w = s[last], e[last], w[last]
-    p = e / w
-    z2 = Z95 * Z95
-    upper = (p + z2 / (2 * w) + Z95 * np.sqrt(p * (1 - p) / w + z2 / (4 * w * w))) / (1 + z2 / w)
-    ok = np.nonzero(upper <= budget)[0]
+    ok = np.nonzero(_wilson_upper(e, w, Z95) <= budget)[0]
     return float(s[ok[-1]]) if len(ok) else NEVER
 
 
@@ -149,6 +151,10 @@ class Evidence:
             self._thresholds[budget] = serve_threshold(scores, wrong, weights, budget)
         return self._thresholds[budget]
 
+    def serve_at(self, budget: float, floor: float) -> float:
+        """The score from which a match is served unasked: the serve threshold, never under the floor."""
+        return max(self.serve_threshold(budget), floor)
+
     def p_same(self, scores: np.ndarray, similarities: np.ndarray) -> np.ndarray:
         """The chance the judge says "yes" to each candidate: the tenant's match model once it has
         MIN_FIT observations (refitted every REFIT_EVERY more), the calibrated score before."""
@@ -178,9 +184,13 @@ class Decision:
     MISS = "miss"
 
 
-def decide(score: float, *, serve_at: float, judge_at: float, judge: bool) -> str:
+def decide(
+    score: float, chance: float, *, serve_at: float, floor: float, min_yes: float, judge: bool, explore: bool = False
+) -> str:
+    """A candidate's fate: served unasked, judged (at or above the floor and likely enough to get a "yes",
+    or drawn for exploration), or a miss. `chance`: the match model's estimate of a "yes"."""
     if score >= serve_at:
         return Decision.SERVE
-    if judge and score >= judge_at:
+    if judge and score >= floor and (chance >= min_yes or explore):
         return Decision.JUDGE
     return Decision.MISS

@@ -22,7 +22,7 @@ from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient, S
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
 from services.gateway import observe
-from services.gateway.error_budget import NEVER, Evidence
+from services.gateway.error_budget import NEVER, Decision, Evidence, decide
 from services.gateway.evidence import EvidenceBook, pairing
 from services.gateway.semantic_key import SemanticParts
 
@@ -123,7 +123,7 @@ class SemanticTier:
         with observe.timed("verify"):
             probabilities = await self.verifier.verify(parts.query, candidates)
         observe.candidates_scored([h.similarity for h in hits], [float(p) for p in probabilities])
-        serve_at = max(evidence.serve_threshold(budget.max_error), budget.floor)
+        serve_at = evidence.serve_at(budget.max_error, budget.floor)
         miss = Lookup(vector=vector, model_version=version, serve_at=serve_at)
         # A pairing judged or reported wrong is never served again; one judged right needs no new call.
         scored = [
@@ -143,7 +143,7 @@ class SemanticTier:
                 return Lookup(match, None, vector, version, serve_at)
         if not (budget.judge and scored):
             return miss
-        probability, hit, pair = self._worth_judging(scored, evidence, budget.floor)
+        probability, hit, pair = self._worth_judging(scored, evidence, budget.floor, serve_at)
         if hit is None:
             return miss
         entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_UNSPECIFIED)
@@ -152,15 +152,16 @@ class SemanticTier:
         uncertain = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
         return Lookup(None, uncertain, vector, version, serve_at)
 
-    def _worth_judging(self, scored: list, evidence: Evidence, floor: float) -> tuple:
-        """The candidate most likely to get a "yes", if it is at or above the floor and likely enough
-        (or drawn for exploration); (0, None, "") otherwise."""
+    def _worth_judging(self, scored: list, evidence: Evidence, floor: float, serve_at: float) -> tuple:
+        """The candidate most likely to get a "yes", if `decide` sends it to the judge; (0, None, "") otherwise."""
         chance = evidence.p_same(np.array([c[0] for c in scored]), np.array([c[1].similarity for c in scored]))
         best = int(np.argmax(chance))
-        probability = scored[best][0]
-        if probability >= floor and (chance[best] >= self.min_yes or random.random() < self.explore_rate):
-            return scored[best]
-        return 0.0, None, ""
+        explore = random.random() < self.explore_rate
+        verdict = decide(
+            scored[best][0], float(chance[best]), serve_at=serve_at, floor=floor, min_yes=self.min_yes, judge=True,
+            explore=explore,
+        )  # fmt: skip
+        return scored[best] if verdict == Decision.JUDGE else (0.0, None, "")
 
     async def _fetch(self, scope: common_pb2.Scope, entry_id: str, api_format: str, count_as: int):
         """The entry behind an index point, counted as a hit of `count_as`; None (and the point

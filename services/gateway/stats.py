@@ -44,7 +44,7 @@ async def cache_stats(request: Request, store: StoreClient, evidence: EvidenceBo
 
 def error_budget_json(evidence: Evidence, budget: dict) -> dict[str, Any]:
     """The tenant's budget, the thresholds its evidence gives today, and what it has measured."""
-    serve_at = max(evidence.serve_threshold(budget["max_error"]), budget["judge_floor"])
+    serve_at = evidence.serve_at(budget["max_error"], budget["judge_floor"])
     return {
         **budget,
         # null: no score is yet backed by enough evidence, every match goes to the judge (or misses)
