@@ -99,24 +99,37 @@ eval-workload: setup models ## replay the built-in cache workloads through the r
 # and measure (runtime venv) into services/verifier/model. Two seeded stages on CPU (a GPU when present):
 # stage 1 (the Recipe/Hyper defaults: 46,500 rows, ~35 min) and stage 2, which continues it on all of
 # QQP/MRPC/STS-B train, PAWS dev x3 and PAWS-style sentence swaps (91,334 rows, 128 tokens, ~70 min on
-# two busy cores); then ~10 min of evaluation. Their data and settings are in training.json.
-# TRAIN_ARGS / STAGE2_ARGS="--set FIELD=VALUE ..." change a Recipe/Hyper field of a stage. A third stage
-# (same-cluster QQP pairs + contrast edits, `--set qqp_cluster_positives=6000 --set contrast_positives=true`)
-# was tried and not shipped: +0.003 QQP AUC, but direction swaps passed (MODEL_CARD.md, Limits).
+# two busy cores); stage 3 continues stage 2 on what the verifier sees in a cache: the top cosine
+# neighbours of QQP train questions labelled by cluster (mine.py, with the cache's embedder), CheckList
+# train (23 tests), PAWS dev and a little of everything else (59,000 rows, ~25 min). Then ~15 min of
+# evaluation (calibration, test sets, model card), the reliability prior, and the workload replay against the model shipped before
+# (.deja/verifier-train/previous). Their data and settings are in training.json.
+# TRAIN_ARGS / STAGE2_ARGS / STAGE3_ARGS="--set FIELD=VALUE ..." change a Recipe/Hyper field of a stage.
 VERIFIER_MODEL  := services/verifier/model
 VERIFIER_STAGE1 := .deja/verifier-train/stage1
+VERIFIER_STAGE2 := .deja/verifier-train/stage2
 VERIFIER_CKPT   := .deja/verifier-train/checkpoint
+VERIFIER_PREV   := .deja/verifier-train/previous
 TRAIN_ARGS      ?=
 STAGE2_ARGS     ?= --set qqp_train=56772 --set mrpc_train=4076 --set stsb_train=5749 --set paws_repeats=3 \
                    --set sentence_mutations=3000 --set lr=4e-5 --set warmup=0.03 --set max_tokens=128 --set threads=2
-train-verifier: setup models ## train (2 stages), export, calibrate and measure the same-intent verifier (~2 h on CPU)
+STAGE3_ARGS     ?= --set qqp_train=8000 --set qqp_mined=30000 --set checklist_per_test=350 --set mutated_per_kind=300 \
+                   --set templates=2000 --set sentence_mutations=300 --set lr=3e-5 --set warmup=0.03 --set max_tokens=64 \
+                   --set threads=2
+train-verifier: setup models ## train (3 stages), export, calibrate and measure the same-intent verifier (~2.5 h on CPU)
 	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
+	rm -rf $(VERIFIER_PREV) && mkdir -p $(dir $(VERIFIER_PREV)) && cp -r $(VERIFIER_MODEL) $(VERIFIER_PREV)
+	$(BIN)/python -m services.verifier.training.mine --datasets $(DATASETS)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --out $(VERIFIER_STAGE1) $(TRAIN_ARGS)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --init $(VERIFIER_STAGE1) \
-		--out $(VERIFIER_CKPT) $(STAGE2_ARGS)
+		--out $(VERIFIER_STAGE2) $(STAGE2_ARGS)
+	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --init $(VERIFIER_STAGE2) \
+		--out $(VERIFIER_CKPT) $(STAGE3_ARGS)
 	$(EXPORT_VENV)/bin/python -m services.verifier.training.export --checkpoint $(VERIFIER_CKPT) --out $(VERIFIER_MODEL) --datasets $(DATASETS)
 	$(BIN)/python -m services.verifier.training.evaluate --model $(VERIFIER_MODEL) --datasets $(DATASETS)
 	$(BIN)/python -m services.verifier.training.reliability --model $(VERIFIER_MODEL) --datasets $(DATASETS)
+	$(BIN)/python -m services.verifier.training.workload_eval --model $(VERIFIER_MODEL) --baseline $(VERIFIER_PREV) \
+		--datasets $(DATASETS)
 
 bench: setup ## exact-hit latency and throughput through the gateway (prints a table)
 	$(BIN)/deja bench

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
         "--max-error", type=float, action="append", help="(--workload) error budget of a deja row; repeatable (0.01)"
     )
     evaluate.add_argument("--judge-noise", type=float, default=0.0, help="(--workload) share of judge verdicts flipped")
+    evaluate.add_argument(
+        "--judge", choices=("on", "off"), action="append", help="(--workload) only these judge rows (default: both)"
+    )
 
     args = parser.parse_args(argv)
     try:

@@ -300,7 +300,7 @@ def run_workload(
 
 
 def run_eval_workload(args) -> None:
-    judge_modes = ["on"] if args.judge_noise else ["on", "off"]
+    judge_modes = args.judge or (["on"] if args.judge_noise else ["on", "off"])
     result = run_workload(
         args.workload, args.datasets, args.limit, args.seed, args.max_error or [0.01], args.judge_noise, judge_modes
     )

@@ -253,3 +253,74 @@ def test_contrast_gives_every_negative_mutations_question_a_harmless_edit():
     assert negatives and len(contrasts) == len(negatives)
     assert all(label == 1 and a in questions and b != a for a, b, label, _ in contrasts)
     assert not [r for r in mutated_pairs(questions, random.Random(2), per_kind=2) if r[3] == "mutation-contrast"]
+
+
+# --- mined neighbours, CheckList train, the verifier's workload replay ---
+
+
+def test_mined_neighbours_are_the_nearest_others_above_the_floor_best_first():
+    from services.verifier.training.mine import neighbours
+
+    vectors = np.array([[1.0, 0.0], [0.96, 0.28], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    found = neighbours(vectors, [0, 3], k=2, floor=0.5)
+    assert [i for i, _ in found[0]] == [1, 2]  # itself excluded, nearest first
+    assert found[0][0][1] == pytest.approx(0.96)
+    assert [i for i, _ in found[1]] == [2]  # 0.28 is under the floor
+
+
+def test_mined_pairs_take_labels_only_from_clusters_wholly_in_train(tmp_path):
+    from services.verifier.training.mine import clusters_of
+
+    (tmp_path / "qqp").mkdir()
+    write_clusters(tmp_path / "qqp" / "clusters.jsonl.gz", {0: ["a1", "a2"], 1: ["b1", "t1"], 2: ["c1"]})
+    assert clusters_of(tmp_path, {"a1", "a2", "b1", "c1"}) == {"a1": 0, "a2": 0, "c1": 2}
+
+
+def write_checklist(path, tests: dict[str, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("text_a\ttext_b\tlabel\tcapability\ttest\n")
+        handle.writelines(f"{t} q{i}\t{t} r{i}\t{i % 2}\tcap\t{t}\n" for t, n in tests.items() for i in range(n))
+
+
+def test_checklist_training_takes_at_most_n_pairs_of_every_train_test(tmp_path):
+    from services.verifier.training.data import checklist_rows, checklist_tests
+
+    write_checklist(tmp_path / "checklist" / "train.tsv.gz", {"negation": 10, "roles": 3})
+    write_checklist(tmp_path / "checklist" / "test.tsv.gz", {"held out": 5})
+    rows = checklist_rows(tmp_path, random.Random(0), per_test=4)
+    assert sorted(r[0].split()[0] for r in rows) == ["negation"] * 4 + ["roles"] * 3
+    assert {r[3] for r in rows} == {"checklist"} and not [r for r in rows if "held" in r[0]]
+    assert checklist_tests(tmp_path, "test") == ["held out"] * 5
+
+
+def test_a_recipe_with_mined_pairs_needs_the_miner_first(tmp_path, monkeypatch):
+    from services.verifier.training import data
+
+    monkeypatch.setattr(data, "MINED_PATH", tmp_path / "mined.tsv.gz")
+    with pytest.raises(SystemExit, match="mine"):
+        data.read_mined(data.MINED_PATH)
+    with gzip.open(data.MINED_PATH, "wt", encoding="utf-8") as handle:
+        handle.write("text_a\ttext_b\tlabel\trank\tcosine\nq\tr\t0\t1\t0.9\n")
+    assert data.read_mined(data.MINED_PATH) == [("q", "r", 0, "qqp-mined")]
+
+
+def test_the_workload_replay_serves_the_verified_neighbour_and_caches_misses():
+    from deja.eval_workload import neighbours
+    from services.verifier.training.evaluate import embedder
+    from services.verifier.training.workload_eval import Replay
+
+    requests = [
+        {"question": "How do I sort a list in ascending order in Python?", "cluster": "asc"},
+        {"question": "How do I sort a list in descending order in Python?", "cluster": "desc"},
+        {"question": "How can I sort a Python list in ascending order?", "cluster": "asc"},
+        {"question": "How do I sort a list in descending order in Python?", "cluster": "desc"},
+    ]
+    vectors = embedder().embed([r["question"] for r in requests])
+    index, cosine = neighbours(vectors, [""] * len(requests))
+    replay = Replay(requests, index, cosine, MODEL)
+    strict = replay.run(1.01)  # nothing clears: every new text a miss; the same text again an exact hit
+    assert strict["semantic_hits"] == 0 and strict["exact_hits"] == 1 and strict["repeats_served"] == 0.5
+    loose = replay.run(0.0)  # the best of the cached candidates is served, whatever its score
+    assert loose["semantic_hits"] >= 1 and loose["requests"] == 4
+    assert replay.memo  # scores were computed once per (request, entry) pair and kept

@@ -19,6 +19,9 @@ from services.verifier.training.templates import template_pairs
 
 Row = tuple[str, str, int, str]
 
+# Written by mine.py (the cache's own embedder; not in the repository): QQP train neighbours by cluster.
+MINED_PATH = Path(".deja/verifier-train/mined-qqp.tsv.gz")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -35,6 +38,31 @@ class Recipe:
     sentence_mutations: int = 0  # PAWS-style pairs per sentence rule, from MRPC / STS-B / PAWS dev sentences
     contrast_positives: bool = False  # a harmless edit of every negative mutation's question (label 1)
     qqp_cluster_positives: int = 0  # unlabelled same-cluster pairs of QQP train questions (transitive duplicates)
+    qqp_mined: int = 0  # top cosine neighbours of QQP train questions, labelled by cluster (mine.py)
+    checklist_per_test: int = 0  # pairs from each CheckList train test (23 tests; the 14 test ones never)
+
+
+def read_mined(path: Path) -> list[Row]:
+    if not path.is_file():
+        raise SystemExit(f"{path}: missing; run python -m services.verifier.training.mine first")
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        return [(r["text_a"], r["text_b"], int(r["label"]), "qqp-mined") for r in rows]
+
+
+def checklist_rows(datasets: Path, rng: random.Random, per_test: int) -> list[Row]:
+    """Up to `per_test` pairs of each CheckList train test (templated: a few hundred teach the skill)."""
+    by_test: dict[str, list[Row]] = {}
+    with gzip.open(datasets / "checklist" / "train.tsv.gz", "rt", encoding="utf-8", newline="") as handle:
+        for r in csv.DictReader(handle, delimiter="\t"):
+            by_test.setdefault(r["test"], []).append((r["text_a"], r["text_b"], int(r["label"]), "checklist"))
+    return [row for test in sorted(by_test) for row in rng.sample(by_test[test], min(per_test, len(by_test[test])))]
+
+
+def checklist_tests(datasets: Path, split: str) -> list[str]:
+    """The CheckList test name of each row, in read_split's order (the same rows, the same filter)."""
+    with gzip.open(datasets / "checklist" / f"{split}.tsv.gz", "rt", encoding="utf-8", newline="") as handle:
+        return [r["test"] for r in csv.DictReader(handle, delimiter="\t") if r["text_a"] and r["text_b"]]
 
 
 def read_split(datasets: Path, name: str, split: str) -> list[Row]:
@@ -115,6 +143,11 @@ def training_rows(datasets: Path, recipe: Recipe) -> list[Row]:
     if recipe.qqp_cluster_positives:
         extra = cluster_positives(datasets, qqp, rng)
         rows += rng.sample(extra, min(recipe.qqp_cluster_positives, len(extra)))
+    if recipe.qqp_mined:
+        mined = read_mined(MINED_PATH)
+        rows += rng.sample(mined, min(recipe.qqp_mined, len(mined)))
+    if recipe.checklist_per_test:
+        rows += checklist_rows(datasets, rng, recipe.checklist_per_test)
     rows += rng.sample(read_split(datasets, "mrpc", "train"), recipe.mrpc_train)
     rows += rng.sample(read_split(datasets, "stsb", "train"), recipe.stsb_train)
     paws = read_split(datasets, "paws", "dev")

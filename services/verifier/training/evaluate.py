@@ -34,11 +34,11 @@ from services.gateway.settings import GatewaySettings
 from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.scorer import load_calibration, sigmoid
 from services.verifier.training import calibrate, model_card
-from services.verifier.training.data import calibration_rows, read_split
+from services.verifier.training.data import calibration_rows, checklist_tests, read_split
 from services.verifier.training.traps import TRAPS
 
 SEED = 13
-TEST_SETS = ("qqp", "paws", "mrpc", "stsb")
+TEST_SETS = ("qqp", "paws", "mrpc", "stsb", "checklist")
 PREFILTERS = [round(x, 2) for x in np.arange(0.50, 0.91, 0.05)]
 GATEWAY = load(GatewaySettings, {})  # the defaults the gateway runs with (threshold, prefilter, K)
 
@@ -100,14 +100,16 @@ def neighbour_coverage(model, rows, ks=(1, 3, 5, 10)) -> dict[str, float]:
 
 def latency(model_dir: Path, calibration, iterations: int = 300) -> dict:
     from services.verifier.bench import CANDIDATES, scorer_latency
+    from services.verifier.settings import VerifierSettings
 
-    scorer = OnnxPairScorer(model_dir, model_id=model_dir.name, threads=2, calibration=calibration)
+    threads = load(VerifierSettings, {}).threads  # the service's default, as its bench runs it
+    scorer = OnnxPairScorer(model_dir, model_id=model_dir.name, threads=threads, calibration=calibration)
     cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
     samples = np.array(scorer_latency(scorer, iterations)) * 1000
     used = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
     return {
         "candidates": len(CANDIDATES),
-        "threads": 2,
+        "threads": threads,
         "p50_ms": round(float(np.percentile(samples, 50)), 2),
         "p99_ms": round(float(np.percentile(samples, 99)), 2),
         "cpu_ms_per_call": round((used - cpu) * 1000 / (iterations + 5), 2),
@@ -157,6 +159,8 @@ def main() -> None:
             if name == "qqp" and variant == "int8":  # at p >= 0.5 and at dev precision 0.95
                 thresholds = (REFERENCE_THRESHOLD, operating)
                 entry["prefilter"] = [prefilter_table(p, cos, labels, t) for t in thresholds]
+            if name == "checklist" and variant == "int8":
+                entry["per_test"] = per_test(p, cos, labels, checklist_tests(args.datasets, "test")[: len(rows)])
         metrics["test"][name] = entry
         print(f"{name}: int8 AUC {entry['int8']['auc']:.3f}  cosine AUC {entry['cosine']['auc']:.3f}", flush=True)
     metrics["gateway"] = {"min_similarity": GATEWAY.semantic_min_similarity, "k": GATEWAY.semantic_k,
@@ -175,6 +179,22 @@ def main() -> None:
     (args.model / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     model_card.write(args.model, metrics)
     print(json.dumps({k: metrics[k] for k in ("operating_threshold", "latency", "neighbours_qqp_test")}, indent=2))
+
+
+def per_test(p: np.ndarray, cos: np.ndarray, labels: np.ndarray, tests: list[str]) -> list[dict]:
+    """Accuracy per CheckList test at p >= 0.5 (and cosine's at its own best single threshold on the set)."""
+    grid = np.linspace(0.5, 1.0, 101)
+    cut = grid[int(np.argmax([((cos >= t) == (labels == 1)).mean() for t in grid]))]
+    names = np.array(tests)
+    out = []
+    for test in sorted(set(tests)):
+        m = names == test
+        out.append({
+            "test": test, "n": int(m.sum()), "positives": int(labels[m].sum()),
+            "accuracy": float(((p[m] >= REFERENCE_THRESHOLD) == (labels[m] == 1)).mean()),
+            "cosine_accuracy": float(((cos[m] >= cut) == (labels[m] == 1)).mean()), "cosine_threshold": float(cut),
+        })  # fmt: skip
+    return out
 
 
 def prefilter_table(p: np.ndarray, cos: np.ndarray, labels: np.ndarray, threshold: float | None) -> dict:

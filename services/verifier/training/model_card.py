@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-TARGETS = {"qqp": "AUC >= 0.93, recall >= 0.50 at precision >= 0.95", "paws": "AUC >= 0.90", "mrpc": "report",
-           "stsb": "report (label = score >= 4)"}  # fmt: skip
+TARGETS = {"qqp": "AUC >= 0.92", "paws": "AUC >= 0.80", "mrpc": "report", "stsb": "report (label = score >= 4)",
+           "checklist": "AUC >= 0.95 (14 held-out tests)"}  # fmt: skip
+LATENCY_TARGET_MS = 12.0
 
 
 def _met(ok: bool) -> str:
@@ -52,16 +53,81 @@ def _combined(metrics: dict) -> list[str]:
 
 
 def _verdicts(metrics: dict) -> list[str]:
-    qqp, paws = metrics["test"]["qqp"]["int8"], metrics["test"]["paws"]["int8"]
+    test = metrics["test"]
+    qqp, paws = test["qqp"]["int8"], test["paws"]["int8"]
     lat = metrics["latency"]
-    return [
-        f"- QQP test AUC {qqp['auc']:.3f} (target 0.93): {_met(qqp['auc'] >= 0.93)}; recall at precision >= 0.95 "
-        f"{qqp['recall_at_precision']['0.95']:.3f} (target 0.50): {_met(qqp['recall_at_precision']['0.95'] >= 0.5)}.",
-        f"- PAWS test AUC {paws['auc']:.3f} (target 0.90): {_met(paws['auc'] >= 0.90)}.",
-        f"- Latency, 5 candidates, int8, 2 threads: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
-        f"{lat['cpu_ms_per_call']} ms CPU per call (target p50 <= 10 ms): {_met(lat['p50_ms'] <= 10)}.",
+    lines = [
+        f"- QQP test AUC {qqp['auc']:.3f} (target 0.92): {_met(qqp['auc'] >= 0.92)}; recall at precision >= 0.95 "
+        f"{qqp['recall_at_precision']['0.95']:.3f}.",
+        f"- PAWS test AUC {paws['auc']:.3f} (target 0.80): {_met(paws['auc'] >= 0.80)}.",
+    ]
+    if "checklist" in test:
+        checklist = test["checklist"]["int8"]["auc"]
+        lines.append(f"- CheckList test AUC {checklist:.3f} (target 0.95): {_met(checklist >= 0.95)}.")
+    lines += [
+        f"- Latency, {lat['candidates']} candidates, int8, {lat['threads']} thread(s) (the service's default): "
+        f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, {lat['cpu_ms_per_call']} ms CPU per call "
+        f"(target p50 <= {LATENCY_TARGET_MS:g} ms): {_met(lat['p50_ms'] <= LATENCY_TARGET_MS)}.",
         *_combined(metrics),
     ]
+    return lines
+
+
+def _per_test(metrics: dict) -> list[str]:
+    rows = metrics["test"].get("checklist", {}).get("per_test")
+    if not rows:
+        return []
+    lines = [
+        "## CheckList test, per test",
+        "",
+        "The 14 tests only in CheckList's test split (none of their templates is trained on). Accuracy at",
+        f"p >= 0.5; cosine at its best single threshold over the whole set ({rows[0]['cosine_threshold']:.2f}).",
+        "",
+        "| test | n | duplicates | accuracy | cosine accuracy |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['test']} | {r['n']} | {r['positives']} | {r['accuracy']:.3f} | {r['cosine_accuracy']:.3f} |"
+        )
+    return [*lines, ""]
+
+
+def _workload_row(name: str, row: dict) -> str:
+    cos = row["cosine"]
+    return (
+        f"| {name} | {row['threshold']:.3f} | {row['repeats_served']:.3f} | {row['served_precision']:.3f} "
+        f"({row['served_precision_low95']:.3f}) | {row['wrong_per_1000']:.1f} | {cos['served_precision']:.3f} "
+        f"(t {cos['threshold']:.3f}) | {row.get('above_cosine', 0):+.3f} |"
+    )
+
+
+def _workload(model_dir: Path) -> list[str]:
+    """Where the cache decides: workload.json, written by workload_eval.py."""
+    path = model_dir / "workload.json"
+    if not path.is_file():
+        return []
+    w = json.loads(path.read_text())
+    lines = [
+        f"## Where the cache decides: the `{w['workload']}` workload",
+        "",
+        f"{w['requests']:,} requests replayed in order (`python -m services.verifier.training.workload_eval`): the",
+        f"K = {w['k']} nearest cached questions with cosine >= {w['prefilter']:.2f} are scored and the best is served",
+        "when p clears the threshold, the verifier alone (no judge, no error budget). Precision by cluster labels",
+        "(95% lower bound); cosine only: the nearest cached question served at the cosine threshold that serves the",
+        "same share of repeats.",
+        "",
+        "| verifier | threshold | repeats served | served precision | wrong / 1,000 | cosine only, same share | gain |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    base = w["reference"].get("baseline")
+    if base:
+        lines.append(_workload_row("previous model at 0.5", base))
+    lines.append(_workload_row("this model at 0.5", w["reference"]["model"]))
+    if w.get("at_baseline_share"):
+        lines.append(_workload_row("this model, previous model's share", w["at_baseline_share"]))
+    lines += [_workload_row(f"this model at {r['threshold']:g}", r) for r in w["operating_points"]]
+    return [*lines, ""]
 
 
 def _prefilter_at(pre: dict) -> list[str]:
@@ -139,7 +205,7 @@ def _stage(number: int, training: dict) -> list[str]:
     return lines
 
 
-def render(metrics: dict, training: dict) -> str:
+def render(metrics: dict, training: dict, model_dir: Path) -> str:
     cal = metrics["calibration"]
     stages = _stages(training)
     lines = [
@@ -206,6 +272,8 @@ def render(metrics: dict, training: dict) -> str:
         "",
         *_verdicts(metrics),
         "",
+        *_per_test(metrics),
+        *_workload(model_dir),
         "## With the cosine prefilter (what the gateway runs)",
         "",
         *_prefilter(metrics),
@@ -242,4 +310,4 @@ def render(metrics: dict, training: dict) -> str:
 
 def write(model_dir: Path, metrics: dict) -> None:
     training = json.loads((model_dir / "training.json").read_text())
-    (model_dir / "MODEL_CARD.md").write_text(render(metrics, training))
+    (model_dir / "MODEL_CARD.md").write_text(render(metrics, training, model_dir))

@@ -39,6 +39,8 @@ class Hyper:
     max_tokens: int = 64  # per pair; questions are short (longer pairs lose their tails)
     freeze_word_embeddings: bool = True  # faster steps on CPU; the vocabulary's meaning is kept
     threads: int = 1  # on a saturated shared CPU one thread wastes no time at barriers
+    keep_layers: tuple[str, ...] = ()  # e.g. 0,2,4,5: a smaller student made of these layers of --init
+    distill: float = 0.0  # weight of --init's own probability (the teacher) in the target; label gets the rest
 
 
 def batches(rows, tokenizer: Tokenizer, hyper: Hyper, rng: random.Random):
@@ -79,6 +81,17 @@ def initial_model(base: Path, init: Path | None) -> BertForSequenceClassificatio
     if unexpected or [k for k in missing if "position_ids" not in k]:
         raise SystemExit(f"{init}: weights do not fit the base model (missing {missing}, unexpected {unexpected})")
     return model
+
+
+def student_of(teacher: BertForSequenceClassification, keep: tuple[str, ...]) -> BertForSequenceClassification:
+    """A copy of `teacher` holding only the encoder layers `keep` (in order): fewer layers, less latency."""
+    import copy
+
+    student = copy.deepcopy(teacher)
+    layers = [int(i) for i in keep]
+    student.bert.encoder.layer = torch.nn.ModuleList([student.bert.encoder.layer[i] for i in layers])
+    student.config.num_hidden_layers = len(layers)
+    return student
 
 
 def earlier_stage(init: Path | None) -> dict | None:
@@ -130,6 +143,13 @@ def main() -> None:
     tokenizer.enable_truncation(hyper.max_tokens)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # CPU here; a GPU when there is one
     model = initial_model(base, args.init).to(device)
+    teacher = None
+    if hyper.distill:
+        if args.init is None:
+            raise SystemExit("--set distill=... needs --init (the teacher)")
+        teacher = model.eval()
+    if hyper.keep_layers:
+        model = student_of(model, hyper.keep_layers).to(device)
     model.bert.embeddings.word_embeddings.weight.requires_grad = not hyper.freeze_word_embeddings
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -153,6 +173,10 @@ def main() -> None:
         for batch in batches(rows, tokenizer, hyper, rng):
             ids, mask, types, labels = (t.to(device) for t in batch)
             logits = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.squeeze(-1)
+            if teacher is not None:
+                with torch.no_grad():
+                    taught = teacher(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.squeeze(-1)
+                labels = (1 - hyper.distill) * labels + hyper.distill * torch.sigmoid(taught)
             loss = loss_fn(logits, labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
