@@ -39,15 +39,22 @@ class Recipe:
     contrast_positives: bool = False  # a harmless edit of every negative mutation's question (label 1)
     qqp_cluster_positives: int = 0  # unlabelled same-cluster pairs of QQP train questions (transitive duplicates)
     qqp_mined: int = 0  # top cosine neighbours of QQP train questions, labelled by cluster (mine.py)
+    mined_negative_max_p: float = 1.0  # drop mined negatives the previous verifier scores at or above this
     checklist_per_test: int = 0  # pairs from each CheckList train test (23 tests; the 14 test ones never)
 
 
-def read_mined(path: Path) -> list[Row]:
+def read_mined(path: Path, negative_max_p: float = 1.0) -> list[Row]:
+    """Mined pairs; a negative the previous verifier scored >= `negative_max_p` is dropped (an
+    unlinked duplicate more often than not: see mine.py)."""
     if not path.is_file():
         raise SystemExit(f"{path}: missing; run python -m services.verifier.training.mine first")
     with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
         rows = csv.DictReader(handle, delimiter="\t")
-        return [(r["text_a"], r["text_b"], int(r["label"]), "qqp-mined") for r in rows]
+        return [
+            (r["text_a"], r["text_b"], int(r["label"]), "qqp-mined")
+            for r in rows
+            if r["label"] == "1" or float(r.get("p_previous") or 0.0) < negative_max_p
+        ]
 
 
 def checklist_rows(datasets: Path, rng: random.Random, per_test: int) -> list[Row]:
@@ -144,7 +151,7 @@ def training_rows(datasets: Path, recipe: Recipe) -> list[Row]:
         extra = cluster_positives(datasets, qqp, rng)
         rows += rng.sample(extra, min(recipe.qqp_cluster_positives, len(extra)))
     if recipe.qqp_mined:
-        mined = read_mined(MINED_PATH)
+        mined = read_mined(MINED_PATH, recipe.mined_negative_max_p)
         rows += rng.sample(mined, min(recipe.qqp_mined, len(mined)))
     if recipe.checklist_per_test:
         rows += checklist_rows(datasets, rng, recipe.checklist_per_test)

@@ -11,8 +11,14 @@ that the cache must not serve). Only clusters whose questions all appear in QQP 
 so no dev or test question is ever seen. Queries are drawn from clusters of two or more (where a
 right neighbour exists) and, at `--singleton-share`, from single-question clusters (a miss's list).
 
-Writes <out> (gzip TSV: text_a, text_b, label, rank, cosine), read by data.training_rows when
-Recipe.qqp_mined > 0. Deterministic for a seed and an embedder model.
+Cluster labels are right for positives (a chain of Quora's duplicate pairs) but often wrong for the
+nearest negatives: two duplicates that no labelled pair links sit in different clusters, and at
+cosine >= 0.85 most "negatives" read as true paraphrases. So every pair is also scored by the
+verifier shipped at mining time (`p_previous`); Recipe.mined_negative_max_p drops the negatives it
+confidently calls duplicates.
+
+Writes <out> (gzip TSV: text_a, text_b, label, rank, cosine, p_previous), read by
+data.training_rows when Recipe.qqp_mined > 0. Deterministic for a seed, an embedder and a verifier.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.verifier.settings import SHIPPED_MODEL_DIR
 from services.verifier.training.data import MINED_PATH, read_split
 
 
@@ -63,6 +70,22 @@ def neighbours(vectors: np.ndarray, queries: list[int], k: int, floor: float) ->
     return out
 
 
+def previous_scores(rows: list[tuple], model_dir: Path) -> list[float]:
+    """The shipped verifier's calibrated p for each (query, neighbour), one call per query."""
+    from services.verifier.onnx_scorer import OnnxPairScorer
+    from services.verifier.scorer import load_calibration
+
+    scorer = OnnxPairScorer(model_dir, model_id=model_dir.name, threads=2, calibration=load_calibration(model_dir))
+    by_query: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_query.setdefault(row[0], []).append(i)
+    out = [0.0] * len(rows)
+    for query, members in by_query.items():
+        for i, p in zip(members, scorer.score(query, [rows[i][1] for i in members]), strict=True):
+            out[i] = round(float(p), 4)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
@@ -72,6 +95,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5, help="neighbours per query (the gateway's DEJA_SEMANTIC_K)")
     parser.add_argument("--floor", type=float, default=0.6, help="lowest cosine kept (the prefilter is 0.70)")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--previous", type=Path, default=SHIPPED_MODEL_DIR, help="the verifier that scores p_previous")
     args = parser.parse_args()
 
     started = time.time()
@@ -98,10 +122,11 @@ def main() -> None:
             if b not in cluster:
                 continue
             rows.append((a, b, int(cluster[a] == cluster[b]), rank, round(cos, 4)))
+    rows = [(*row, p) for row, p in zip(rows, previous_scores(rows, args.previous), strict=True)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.out, "wt", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t")
-        writer.writerow(["text_a", "text_b", "label", "rank", "cosine"])
+        writer.writerow(["text_a", "text_b", "label", "rank", "cosine", "p_previous"])
         writer.writerows(rows)
     positives = sum(r[2] for r in rows)
     print(json.dumps({"pool": len(pool), "queries": len(queries), "pairs": len(rows), "positives": positives,
