@@ -305,3 +305,26 @@ def test_admin_invalidation_by_prompt_clears_both_tiers(semantic_cluster):
     assert semantic_points(semantic_cluster, key) == 1  # only the Go question is left in the index
     assert ask(client, "What's the capital city of Australia?").headers["x-deja-cache"] == "miss"
     assert ask(client, "How can I reverse a string in Go?").headers["x-deja-cache"] == "hit-semantic"
+
+
+def candidates_scored(cluster) -> tuple[float, float]:
+    """(lookups, candidates verified) so far, from the gateway's deja_semantic_candidates histogram."""
+    metrics = httpx.get(f"{cluster.gateway_url}/metrics").text
+    read = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith(("deja_semantic_candidates_count", "deja_semantic_candidates_sum"))
+    }
+    return read["deja_semantic_candidates_count"], read["deja_semantic_candidates_sum"]
+
+
+def test_the_nearest_candidate_is_verified_alone_when_it_clears(semantic_cluster):
+    client = sdk(semantic_cluster, "sk-semantic-nearest")
+    answer = learn(client, "How do I center a div horizontally with CSS?", indexed_in=semantic_cluster)
+    learn(client, "How do I center a div horizontally with JavaScript?", indexed_in=semantic_cluster)
+    lookups, verified = candidates_scored(semantic_cluster)
+    raw = ask(client, "How can I horizontally center a div using CSS?")
+    assert raw.headers["x-deja-cache"] == "hit-semantic"
+    assert raw.parse().choices[0].message.content == answer.choices[0].message.content
+    # Both cached questions pass the cosine prefilter, but the nearest one cleared: one verified, not two.
+    assert candidates_scored(semantic_cluster) == (lookups + 1, verified + 1)

@@ -183,6 +183,27 @@ def test_positives_keep_the_words_that_matter():
     assert hard_cases.restyle(text, random.Random(3)) != text
 
 
+def test_relation_traps_change_who_when_or_how_many():
+    assert hard_cases.swap_conjunction("Is Ann a doctor or a nurse?", rng()) == "Is Ann a doctor and a nurse?"
+    assert hard_cases.swap_conjunction("What is the capital of India?", rng()) is None
+    assert hard_cases.swap_pronoun("If Ann and Bob marry, is his family happy?", rng()) == (
+        "If Ann and Bob marry, is her family happy?"
+    )
+    assert hard_cases.swap_people("Does Rachel Green love Ross?", rng()) == "Does Ross love Rachel Green?"
+    assert hard_cases.swap_people("Are Ann and Bob friends?", rng()) is None  # a symmetric list stays
+    assert hard_cases.swap_people("How do I learn Python?", rng()) is None  # "I" is not a name
+    tenses = {hard_cases.change_tense("Is Aaron Ward a player?", random.Random(seed)) for seed in range(20)}
+    assert tenses == {"Was Aaron Ward a player?", "Is Aaron Ward becoming a player?"}
+    assert hard_cases.change_tense("What is the capital of India?", rng()) == "What was the capital of India?"
+
+
+def test_a_preamble_keeps_the_question_whole():
+    out = hard_cases.add_preamble("How do I sort a list?", rng())
+    assert out.endswith("how do I sort a list?") and out[: -len("how do I sort a list?")] in hard_cases.PREAMBLES
+    assert hard_cases.add_preamble("I lost my key. What now?", rng()).endswith("I lost my key. What now?")
+    assert hard_cases.add_preamble("?", rng()) is None
+
+
 def test_template_pairs_label_paraphrases_1_and_one_slot_changes_0():
     rows = template_pairs(random.Random(5), 400)
     assert len(rows) == 400

@@ -93,6 +93,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 max_error=settings.max_error_rate,
                 min_yes=settings.judge_min_yes,
                 explore_rate=settings.audit_rate,
+                nearest_first=settings.verify_nearest_first,
             )
         policy = SemanticPolicy.from_patterns(
             settings.time_sensitive_pattern,

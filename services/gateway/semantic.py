@@ -62,7 +62,7 @@ class SemanticTier:
     def __init__(
         self, *, embedder: EmbedderClient, index: SemanticIndexClient, verifier: VerifierClient, store: StoreClient,
         k: int, min_similarity: float, threshold: float, timeout_s: float, evidence: EvidenceBook,
-        max_error: float, min_yes: float, explore_rate: float,
+        max_error: float, min_yes: float, explore_rate: float, nearest_first: bool = True,
     ) -> None:  # fmt: skip
         self.embedder = embedder
         self.index = index
@@ -76,6 +76,7 @@ class SemanticTier:
         self.max_error = max_error
         self.min_yes = min_yes  # judge only matches with at least this chance of a "yes"
         self.explore_rate = explore_rate  # ... or this share of the others, so the match model keeps learning
+        self.nearest_first = nearest_first  # verify the nearest candidate alone first (see _lookup)
 
     async def close(self) -> None:
         for client in (self.embedder, self.index, self.verifier):
@@ -117,30 +118,30 @@ class SemanticTier:
         if not hits:
             observe.candidates_scored([], [])
             return Lookup(vector=vector, model_version=version)
-        candidates = [
-            verifier_pb2.VerifyCandidate(entry_id=h.entry_id, prompt=h.prompt, similarity=h.similarity) for h in hits
-        ]
-        with observe.timed("verify"):
-            probabilities = await self.verifier.verify(parts.query, candidates)
-        observe.candidates_scored([h.similarity for h in hits], [float(p) for p in probabilities])
         serve_at = evidence.serve_at(budget.max_error, budget.floor)
         miss = Lookup(vector=vector, model_version=version, serve_at=serve_at)
-        # A pairing judged or reported wrong is never served again; one judged right needs no new call.
-        scored = [
-            (float(p), h, pair)
-            for p, h in zip(probabilities, hits, strict=True)
-            if (pair := pairing(scope, parts.query, h.entry_id)) not in evidence.vetoed
-        ]
-        for probability, hit, pair in sorted(scored, key=lambda c: -c[0]):
-            # The judge already said yes to this pairing, or the question is word for word the cached one
-            # (in the same context: the index only returns matching contexts), so no call is needed.
-            approved = (pair in evidence.approved or hit.prompt == parts.query) and probability >= budget.floor
-            if probability < serve_at and not approved:
-                continue
-            entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_SEMANTIC)
-            if entry is not None:
-                match = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
-                return Lookup(match, None, vector, version, serve_at)
+        scored: list = []
+        # Cheapest first: the nearest candidate alone, served when it clears; the others are scored
+        # (in one call) only when it does not. A repeat is usually its own nearest neighbour.
+        # (With no serve threshold yet, every candidate is scored at once: the judge needs them all.)
+        hits = sorted(hits, key=lambda h: -h.similarity)
+        split = self.nearest_first and serve_at < NEVER and len(hits) > 1
+        for batch in (hits[:1], hits[1:]) if split else (hits,):
+            fresh = await self._verify(scope, parts.query, batch, evidence)
+            scored += fresh
+            # A pairing judged or reported wrong is never served again; one judged right needs no new call.
+            for probability, hit, pair in sorted(fresh, key=lambda c: -c[0]):
+                # The judge already said yes to this pairing, or the question is word for word the cached
+                # one (in the same context: the index only returns matching contexts), so no call is needed.
+                approved = (pair in evidence.approved or hit.prompt == parts.query) and probability >= budget.floor
+                if probability < serve_at and not approved:
+                    continue
+                entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_SEMANTIC)
+                if entry is not None:
+                    observe.candidates_scored([c[1].similarity for c in scored], [c[0] for c in scored])
+                    match = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
+                    return Lookup(match, None, vector, version, serve_at)
+        observe.candidates_scored([c[1].similarity for c in scored], [c[0] for c in scored])
         if not (budget.judge and scored):
             return miss
         probability, hit, pair = self._worth_judging(scored, evidence, budget.floor, serve_at)
@@ -151,6 +152,19 @@ class SemanticTier:
             return miss
         uncertain = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
         return Lookup(None, uncertain, vector, version, serve_at)
+
+    async def _verify(self, scope: common_pb2.Scope, query: str, hits: list, evidence: Evidence) -> list:
+        """(probability, hit, pairing) of each hit whose pairing was never vetoed."""
+        candidates = [
+            verifier_pb2.VerifyCandidate(entry_id=h.entry_id, prompt=h.prompt, similarity=h.similarity) for h in hits
+        ]
+        with observe.timed("verify"):
+            probabilities = await self.verifier.verify(query, candidates)
+        return [
+            (float(p), h, pair)
+            for p, h in zip(probabilities, hits, strict=True)
+            if (pair := pairing(scope, query, h.entry_id)) not in evidence.vetoed
+        ]
 
     def _worth_judging(self, scored: list, evidence: Evidence, floor: float, serve_at: float) -> tuple:
         """The candidate most likely to get a "yes", if `decide` sends it to the judge; (0, None, "") otherwise."""

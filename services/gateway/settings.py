@@ -51,6 +51,11 @@ class GatewaySettings:
         minimum=1,
     )
     semantic_k: int = setting("DEJA_SEMANTIC_K", 5, "candidates fetched from the index and verified", minimum=1)
+    verify_nearest_first: bool = setting(
+        "DEJA_VERIFY_NEAREST_FIRST",
+        True,
+        "verify the nearest candidate alone and serve it if it clears; the others only when it does not",
+    )
     semantic_min_similarity: float = setting(
         # 0.70 keeps 98% of the verifier's QQP test recall at its default threshold (0.75: 93%); MODEL_CARD.md
         "DEJA_SEMANTIC_MIN_SIMILARITY",

@@ -41,6 +41,7 @@ class Recipe:
     qqp_mined: int = 0  # top cosine neighbours of QQP train questions, labelled by cluster (mine.py)
     mined_negative_max_p: float = 1.0  # drop mined negatives the previous verifier scores at or above this
     checklist_per_test: int = 0  # pairs from each CheckList train test (23 tests; the 14 test ones never)
+    relation_traps: int = 0  # per kind of hard_cases.RELATION_*: and/or, his/her, tense, two people, preambles
 
 
 def read_mined(path: Path, negative_max_p: float = 1.0) -> list[Row]:
@@ -161,6 +162,10 @@ def training_rows(datasets: Path, recipe: Recipe) -> list[Row]:
     rows += paws * recipe.paws_repeats
     questions = sorted({text for a, b, _, _ in qqp for text in (a, b)})
     rows += mutated_pairs(questions, rng, recipe.mutated_per_kind, contrast=recipe.contrast_positives)
+    if recipe.relation_traps:
+        rows += mutated_pairs(
+            questions, rng, recipe.relation_traps, hard_cases.RELATION_NEGATIVES, hard_cases.RELATION_POSITIVES
+        )
     rows += [(a, b, label, "template") for a, b, label, _ in template_pairs(rng, recipe.templates)]
     if recipe.sentence_mutations:
         news = read_split(datasets, "mrpc", "train") + read_split(datasets, "stsb", "train") + paws

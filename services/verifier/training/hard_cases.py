@@ -280,6 +280,82 @@ def move_phrase(text: str, rng: random.Random) -> str | None:
     return f"{rest[:1].upper()}{rest[1:]} {m.group(1).lower()} {m.group(2)}{m.group(4) or ''}"
 
 
+_CONJUNCTION = re.compile(r"\b(\w[\w+#]*) (or|and) (an? |the )?(\w[\w+#]*)\b")
+
+
+def swap_conjunction(text: str, rng: random.Random) -> str | None:
+    """ "A or B" <-> "A and B": one of two things is not both ("Python or Go" vs "Python and Go")."""
+    found = [
+        m
+        for m in _CONJUNCTION.finditer(text)
+        if m.group(1).lower() not in _KEEP_ORDER and m.group(4).lower() not in _KEEP_ORDER
+    ]
+    if not found:
+        return None
+    m = rng.choice(found)
+    other = "and" if m.group(2) == "or" else "or"
+    return text[: m.start(2)] + other + text[m.end(2) :]
+
+
+# Gendered words and their counterparts: with two people in a question, "his" and "her" pick one.
+PRONOUNS = [("his", "her"), ("he", "she"), ("him", "her"), ("himself", "herself"), ("boyfriend", "girlfriend"),
+            ("husband", "wife"), ("father", "mother"), ("son", "daughter"), ("brother", "sister")]  # fmt: skip
+
+
+def swap_pronoun(text: str, rng: random.Random) -> str | None:
+    """ "Would his family be happy?" -> "Would her family be happy?": another person's."""
+    return _replace_one(text, rng, PRONOUNS)
+
+
+# Tense and aspect: "What is X" and "What was X", "Is she a doctor" and "Is she becoming a doctor"
+# ask different things (now vs then, a state vs a change).
+TENSES = [("is", "was"), ("are", "were"), ("does", "did"), ("do", "did"), ("has", "had"), ("will", "did")]
+_BECOMING = re.compile(r"^(?:Is|Are|Am) (?:[A-Z]\w+(?: [A-Z]\w+)?|he|she|it|they|I|you|we)(?= (?:an?|the|more|less) )")
+
+
+def change_tense(text: str, rng: random.Random) -> str | None:
+    """ "Is Ann a doctor?" -> "Was Ann a doctor?" or "Is Ann becoming a doctor?"."""
+    m = _BECOMING.match(text)
+    if m and rng.random() < 0.5:
+        return text[: m.end()] + " becoming" + text[m.end() :]
+    return _replace_one(text, rng, [(now, then) for now, then in TENSES])
+
+
+_NAME = re.compile(r"(?<=\s)(?!I\b)[A-Z][a-z]+(?: [A-Z][a-z]+)*")
+
+
+def swap_people(text: str, rng: random.Random) -> str | None:
+    """Two names trade places around a relation: "Is Ann punching Bob?" -> "Is Bob punching Ann?".
+    Names joined only by "and" / "or" / "," are left alone (a symmetric list)."""
+    names = list(_NAME.finditer(text))
+    pairs = [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if a.group(0) != b.group(0) and not _SYMMETRIC_JOIN.match(text[a.end() : b.start()])
+    ]
+    if not pairs:
+        return None
+    a, b = rng.choice(pairs)
+    return text[: a.start()] + b.group(0) + text[a.end() : b.start()] + a.group(0) + text[b.end() :]
+
+
+# Preambles that add nothing to what is asked: a cache should still match the bare question.
+PREAMBLES = ["Quick question: ", "Hi everyone! ", "I'm a beginner. ", "Sorry if this is obvious, but ",
+             "Thanks in advance. ", "Something I've always wondered: ", "Hello, ", "Asking for a friend: ",
+             "I searched but found nothing. ", "Newbie here. "]  # fmt: skip
+
+
+def add_preamble(text: str, rng: random.Random) -> str | None:
+    """ "How do I X?" -> "Quick question: how do I X?" (the words around the question change nothing)."""
+    if not text[:1].isalpha():
+        return None
+    first = text.split(" ", 1)[0]
+    # "I", "I'm", acronyms and names in CamelCase keep their capital
+    keep_case = first == "I" or first.startswith("I'") or first[1:] != first[1:].lower()
+    return rng.choice(PREAMBLES) + (text if keep_case else text[:1].lower() + text[1:])
+
+
 Mutation = Callable[[str, random.Random], "str | None"]
 
 NEGATIVES: dict[str, Mutation] = {
@@ -293,3 +369,11 @@ NEGATIVES: dict[str, Mutation] = {
 POSITIVES: dict[str, Mutation] = {"reorder": reorder, "reword": reword, "typo": add_typos, "restyle": restyle}
 SENTENCE_NEGATIVES: dict[str, Mutation] = {"roles": swap_roles}
 SENTENCE_POSITIVES: dict[str, Mutation] = {"phrase": move_phrase}
+# One slot that changes who, when, or how many things are meant; stage 3 only (Recipe.relation_traps).
+RELATION_NEGATIVES: dict[str, Mutation] = {
+    "conjunction": swap_conjunction,
+    "pronoun": swap_pronoun,
+    "tense": change_tense,
+    "people": swap_people,
+}
+RELATION_POSITIVES: dict[str, Mutation] = {"preamble": add_preamble}

@@ -148,8 +148,11 @@ def main() -> None:
         if args.init is None:
             raise SystemExit("--set distill=... needs --init (the teacher)")
         teacher = model.eval()
-    if hyper.keep_layers:
-        model = student_of(model, hyper.keep_layers).to(device)
+    if hyper.keep_layers or teacher is not None:
+        # The student is always a copy: training the teacher itself would turn its dropout on and move
+        # the targets it gives.
+        layers = hyper.keep_layers or tuple(str(i) for i in range(model.config.num_hidden_layers))
+        model = student_of(model, layers).to(device)
     model.bert.embeddings.word_embeddings.weight.requires_grad = not hyper.freeze_word_embeddings
 
     params = [p for p in model.parameters() if p.requires_grad]
