@@ -52,7 +52,9 @@ def make_cluster(tmp: Path, **overrides) -> Cluster:
         sink=file_sink(tmp / "cluster.log"),
     )
     options.update(overrides)
-    return Cluster.on_free_ports(**options)
+    running = Cluster.on_free_ports(**options)
+    running.log_path = tmp / "cluster.log"  # every tier's lines, prefixed with its name (unless `sink` was given)
+    return running
 
 
 @pytest.fixture(scope="session")

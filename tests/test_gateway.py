@@ -1,5 +1,7 @@
 """The gateway end to end: the real openai SDK -> gateway -> store -> Redis, mock provider upstream."""
 
+import time
+
 import httpx
 import openai
 import orjson
@@ -225,3 +227,60 @@ def test_answers_that_call_tools_are_cached_exactly_and_replayed_in_both_shapes(
     deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert deltas[0].id == call.id and "".join(d.function.arguments or "" for d in deltas) == call.function.arguments
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("DELETE", "/v1/cache/entries/..%2F..%2Fetc%2Fpasswd"),
+        ("GET", "/v1/cache/nonexistent"),
+        ("GET", "/v1/cache"),
+        ("GET", "/v1/cache/entries/abc"),  # the route exists for DELETE only
+        ("GET", "/v1/sessions/..%2f..%2fetc"),
+        ("POST", "/v1/sessions"),
+        ("GET", "/v1/cache/%2E%2E/models"),  # a dot-segment that would climb out of the namespace
+    ],
+)
+@pytest.mark.parametrize("anthropic", [False, True])
+def test_unknown_paths_in_dejas_own_namespaces_get_its_404_and_never_reach_the_provider(
+    cluster, method, path, anthropic
+):
+    headers = {"Authorization": "Bearer sk-tenant-probe"}
+    if anthropic:
+        headers["anthropic-version"] = "2023-06-01"
+    before = httpx.get(f"{cluster.mock_url}/mock/stats").json()
+    # A raw path: httpx would otherwise normalise the dot-segments away before sending.
+    url = httpx.URL(cluster.gateway_url).copy_with(raw_path=path.encode())
+    response = httpx.request(method, url, headers=headers)
+    assert response.status_code == 404, response.text
+    assert "x-deja-cache" not in response.headers
+    body = response.json()
+    if anthropic:
+        assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    else:
+        assert body["error"]["code"] == "not_found" and body["error"]["type"] == "not_found_error"
+    assert httpx.get(f"{cluster.mock_url}/mock/stats").json() == before
+
+
+def test_every_request_gets_one_access_line_without_keys(cluster):
+    key = "sk-tenant-access-line"
+    headers = {"Authorization": f"Bearer {key}"}
+    paths = ["/v1/models", "/v1/cache/stats", "/v1/cache/nonexistent", "/healthz"]
+    for path in paths:
+        httpx.get(f"{cluster.gateway_url}{path}", headers=headers)
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            orjson.loads(line.split("| ", 1)[1])
+            for line in cluster.log_path.read_text().splitlines()
+            if line.startswith("gateway") and '"request"' in line
+        ]
+        logged = {(line.get("method"), line.get("path")): line for line in lines}
+        if all(("GET", path) in logged for path in paths) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert logged[("GET", "/v1/models")]["cache"] == "bypass" and logged[("GET", "/v1/models")]["status"] == 200
+    assert logged[("GET", "/v1/cache/stats")]["status"] == 200
+    assert logged[("GET", "/v1/cache/nonexistent")]["status"] == 404
+    assert logged[("GET", "/healthz")]["status"] == 200
+    assert key not in cluster.log_path.read_text()

@@ -80,7 +80,6 @@ def traced(tmp_path_factory):
             "DEJA_SEMANTIC_MIN_SIMILARITY": "-1",
         }
         with make_cluster(tmp, semantic=True, extra_env=env) as running:
-            running.log_path = tmp / "cluster.log"
             yield running, receiver
 
 

@@ -111,6 +111,7 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
         Route("/v1/admin/invalidate", invalidate, methods=["POST"]),
         Route("/v1/admin/stats", stats, methods=["GET"]),
         # Any other admin path: 404 in our own words (never forwarded to the provider).
+        Route("/v1/admin", unknown_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/v1/admin/{rest:path}", unknown_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
 

@@ -19,6 +19,7 @@ from deja import telemetry
 from deja.clients import CircuitBreaker, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
 from deja.logs import get_logger
 from deja.settings import load
+from services.gateway import observe
 from services.gateway.admin import admin_routes
 from services.gateway.anthropic_format import ANTHROPIC
 from services.gateway.cache_admin import CacheAdmin
@@ -28,6 +29,7 @@ from services.gateway.errors import ApiError
 from services.gateway.evidence import EvidenceBook
 from services.gateway.judge import Judge
 from services.gateway.memory import Memory, MemorySettings
+from services.gateway.namespaces import home_routes
 from services.gateway.observe import RequestObserver
 from services.gateway.openai_format import OPENAI
 from services.gateway.openapi import SPEC
@@ -196,6 +198,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 await response.aclose()
 
         headers = {**upstream.response_headers(response), "x-deja-cache": "bypass"}
+        observe.note_cache("bypass")
         return StreamingResponse(relay(), status_code=response.status_code, headers=headers)
 
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -220,18 +223,19 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             *session_routes(lambda: clients["memory"]),
+            *home_routes(),  # any other path under /v1/cache or /v1/sessions: our 404, never the provider's
             Route("/v1/{path:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ],
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
         lifespan=lifespan,
-        middleware=_middleware(),
+        middleware=_middleware(settings.access_log),
     )
     return app
 
 
-def _middleware() -> list[Middleware]:
+def _middleware(access_log: bool) -> list[Middleware]:
     """Per-request records always; the OpenTelemetry HTTP server span only when tracing is on."""
-    stack = [Middleware(RequestObserver)]
+    stack = [Middleware(RequestObserver, access_log=access_log)]
     if telemetry.enabled():
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 

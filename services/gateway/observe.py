@@ -64,28 +64,54 @@ JUDGE_COST = Counter("deja_judge_cost_usd_total", "estimated provider cost of th
 class RequestRecord:
     started: float = field(default_factory=time.perf_counter)
     ms: dict[str, float] = field(default_factory=dict)
+    logged: bool = False  # finish() wrote the request's line (chat and messages)
+    cache: str | None = None  # what the cache did, for the middleware's line ("bypass" for passthrough)
 
 
 _current: ContextVar[RequestRecord | None] = ContextVar("deja_request", default=None)
 
 
 class RequestObserver:
-    """Pure ASGI middleware: one RequestRecord per HTTP request (streaming bodies stay in its context)."""
+    """Pure ASGI middleware: one RequestRecord per HTTP request (streaming bodies stay in its context),
+    and one access line for every request that `finish` did not log (passthrough, admin, stats, probes):
+    method, path, status and time only; the path never holds a key or prompt text."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        token = _current.set(RequestRecord())
+        record = RequestRecord()
+        token = _current.set(record)
+        status = 500  # what the client gets if the app dies before answering
+
+        async def send_and_note(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_and_note)
         finally:
             _current.reset(token)
+            if self.access_log and not record.logged:
+                log.info(
+                    "request", method=scope["method"], path=scope["path"][:200], status=status, cache=record.cache,
+                    ms=round((time.perf_counter() - record.started) * 1000, 3),
+                )  # fmt: skip
 
 
 _tracer = telemetry.tracer("deja.gateway")
+
+
+def note_cache(outcome: str) -> None:
+    """What the cache did with a request that `finish` does not log (e.g. "bypass"), for its access line."""
+    record = _current.get()
+    if record is not None:
+        record.cache = outcome
 
 
 @contextlib.contextmanager
@@ -149,6 +175,7 @@ def finish(
     tier = outcome.removeprefix("hit-") if outcome.startswith("hit-") else "upstream"
     telemetry.annotate(outcome=outcome, tier=tier, model=model, tenant=tenant_hash, **attributes)
     if access_log:
+        record.logged = True
         log.info(
             "request",
             path=path,
