@@ -98,6 +98,21 @@ def sdk(running: Cluster, api_key: str = "sk-tenant-a") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{running.gateway_url}/v1", api_key=api_key, max_retries=0, timeout=10)
 
 
+def access_lines(running: Cluster, done, timeout_s: float = 5.0) -> list[dict]:
+    """The gateway's access lines (parsed), read until `done(lines)` or `timeout_s` (lines are flushed
+    a little after the response)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = [
+            json.loads(line.split("| ", 1)[1])
+            for line in running.log_path.read_text().splitlines()
+            if line.startswith("gateway") and '"request"' in line
+        ]
+        if done(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
 def upstream_calls(running: Cluster) -> int:
     return httpx.get(f"{running.mock_url}/mock/stats").json().get("chat_completions", 0)
 

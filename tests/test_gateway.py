@@ -1,13 +1,11 @@
 """The gateway end to end: the real openai SDK -> gateway -> store -> Redis, mock provider upstream."""
 
-import time
-
 import httpx
 import openai
 import orjson
 import pytest
 
-from tests.conftest import sdk, unique_prompt, upstream_calls, wait_for_hit
+from tests.conftest import access_lines, sdk, unique_prompt, upstream_calls, wait_for_hit
 
 pytestmark = pytest.mark.integration
 
@@ -268,17 +266,8 @@ def test_every_request_gets_one_access_line_without_keys(cluster):
     paths = ["/v1/models", "/v1/cache/stats", "/v1/cache/nonexistent", "/healthz"]
     for path in paths:
         httpx.get(f"{cluster.gateway_url}{path}", headers=headers)
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [
-            orjson.loads(line.split("| ", 1)[1])
-            for line in cluster.log_path.read_text().splitlines()
-            if line.startswith("gateway") and '"request"' in line
-        ]
-        logged = {(line.get("method"), line.get("path")): line for line in lines}
-        if all(("GET", path) in logged for path in paths) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    seen = lambda lines: {("GET", p) for p in paths} <= {(line.get("method"), line.get("path")) for line in lines}  # noqa: E731
+    logged = {(line.get("method"), line.get("path")): line for line in access_lines(cluster, seen)}
     assert logged[("GET", "/v1/models")]["cache"] == "bypass" and logged[("GET", "/v1/models")]["status"] == 200
     assert logged[("GET", "/v1/cache/stats")]["status"] == 200
     assert logged[("GET", "/v1/cache/nonexistent")]["status"] == 404

@@ -15,7 +15,7 @@ import pytest
 from deja import telemetry
 from deja.clients import SemanticIndexClient
 from services.gateway.cache_policy import tenant_of
-from tests.conftest import make_cluster, sdk
+from tests.conftest import access_lines, make_cluster, sdk
 from tests.otlp_receiver import OtlpReceiver, missing_edges
 
 pytestmark = pytest.mark.integration
@@ -150,17 +150,8 @@ def test_access_lines_carry_the_trace_id_and_per_tier_latencies_but_no_key_or_pr
     question = "Which HTTP status code means the resource was permanently moved?"
     raw, trace_id, _ = ask(client, question)
     assert raw.headers["x-deja-cache"] == "miss"
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [
-            json.loads(line.split("| ", 1)[1])
-            for line in running.log_path.read_text().splitlines()
-            if line.startswith("gateway") and '"request"' in line
-        ]
-        mine = [line for line in lines if line.get("trace_id") == trace_id]
-        if mine or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    lines = access_lines(running, lambda lines: any(line.get("trace_id") == trace_id for line in lines))
+    mine = [line for line in lines if line.get("trace_id") == trace_id]
     (line,) = mine
     assert line["cache"] == "miss" and line["status"] == 200 and len(line["span_id"]) == 16
     assert {"exact", "embed", "search", "upstream"} <= set(line["tiers_ms"])
