@@ -32,7 +32,7 @@ import uvloop
 from deja.clients import EmbedderClient, StoreClient
 from deja.cluster import Cluster
 from deja.v1 import common_pb2
-from services.gateway.cache_policy import tenant_of
+from services.gateway.cache_policy import entry_key, tenant_of
 from services.gateway.chat_request import parse_chat_request
 
 API_KEY = "bench-key"
@@ -140,7 +140,7 @@ def redis_get_latency(port: int, requests: int) -> Latency:
 async def store_get_latency(addr: str, requests: int) -> Latency:
     # The same scope and key the gateway derived for BODY, so this reads the seeded entry.
     scope = common_pb2.Scope(tenant=tenant_of(API_KEY))
-    key = parse_chat_request(BODY).cache_key()
+    key = entry_key(scope.tenant, parse_chat_request(BODY).cache_key())
     store = StoreClient(addr, timeout_s=2.0)
     try:
         if await store.get(scope, key) is None:

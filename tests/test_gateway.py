@@ -273,3 +273,21 @@ def test_every_request_gets_one_access_line_without_keys(cluster):
     assert logged[("GET", "/v1/cache/nonexistent")]["status"] == 404
     assert logged[("GET", "/healthz")]["status"] == 200
     assert key not in cluster.log_path.read_text()
+
+
+def test_entry_ids_are_scoped_to_the_tenant_and_stable(cluster):
+    messages = unique_prompt("Which port does HTTPS use?")
+    ids = {}
+    for key in ("sk-tenant-ids-1", "sk-tenant-ids-2"):
+        client = sdk(cluster, key)
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        wait_for_hit(client, model="gpt-4o-mini", messages=messages)
+        seen = set()
+        for _ in range(2):  # the same id on every hit
+            raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+            assert raw.headers["x-deja-cache"] == "hit-exact"
+            seen.add(raw.headers["x-deja-entry"])
+        (ids[key],) = seen
+        listed = httpx.get(f"{cluster.gateway_url}/v1/cache/entries", headers={"Authorization": f"Bearer {key}"})
+        assert ids[key] in {entry["entry_id"] for entry in listed.json()["data"]}  # the id its listing shows
+    assert ids["sk-tenant-ids-1"] != ids["sk-tenant-ids-2"]

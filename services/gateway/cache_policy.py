@@ -41,3 +41,10 @@ def caller_api_key(headers) -> str | None:
 def tenant_of(api_key: str) -> str:
     """The tenant id: blake3 of the API key. The raw key is never stored or logged."""
     return blake3.blake3(api_key.encode()).hexdigest()
+
+
+def entry_key(tenant: str, request_key: bytes) -> bytes:
+    """The entry id of a request in a tenant's cache: blake3 of the request's key, keyed with the tenant
+    id (32 bytes). Two tenants never share an id (an id seen by one says nothing about the other's
+    cache), and the same request keeps its id across restarts."""
+    return blake3.blake3(request_key, key=bytes.fromhex(tenant)).digest()

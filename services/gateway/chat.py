@@ -27,7 +27,7 @@ from deja.v1 import common_pb2, store_pb2
 from services.gateway import observe
 from services.gateway.api_format import ApiFormat, CacheableRequest
 from services.gateway.cache_control import CacheControl, cache_control_from
-from services.gateway.cache_policy import Policy, tenant_of
+from services.gateway.cache_policy import Policy, entry_key, tenant_of
 from services.gateway.errors import ApiError
 from services.gateway.evidence import ServedMatch
 from services.gateway.judge import Judge
@@ -171,7 +171,7 @@ class ChatCompletions:
         # No key, no tenant: such a request is forwarded but never read from or written to the cache.
         policy = control.policy if api_key else Policy.BYPASS
         scope = common_pb2.Scope(tenant=tenant_of(api_key), namespace=control.namespace) if api_key else None
-        key = chat.cache_key()
+        key = entry_key(scope.tenant, chat.cache_key()) if scope else chat.cache_key()
 
         if policy is Policy.NORMAL:
             entry = await self._lookup(scope, key, control)
