@@ -41,6 +41,7 @@ def _cluster(args: argparse.Namespace) -> None:
         mock_latency_ms=args.mock_latency_ms,
         redis_url=args.redis_url,
         backend=args.backend,
+        supervised=True,  # a tier that exits is restarted, as its pod would be
     )
     cluster.start()
     upstream = "the mock provider" if args.upstream == "mock" else (args.upstream or "DEJA_UPSTREAM_URL / OpenAI")

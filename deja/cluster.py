@@ -1,6 +1,12 @@
 """The local cluster: a real Redis-protocol server, the services and the gateway as separate
 processes, started in dependency order, checked healthy, logged as one stream, and stopped in
 reverse order. `make run`, the integration tests and `make bench` all use this one runner.
+
+Supervised (`supervised=True`, what `deja cluster` / `make run` use), a tier that exits is started
+again with exponential backoff, as Kubernetes restarts a crashed pod, while the gateway keeps
+answering (it fails open meanwhile); Redis comes back from its append-only file. Only the gateway's
+own exit, Ctrl-C or `stop()` ends the cluster. Unsupervised (the tests' default), a dead process
+stays dead, so a test can watch the gateway fail open.
 """
 
 from __future__ import annotations
@@ -130,6 +136,12 @@ class Proc:
     ready: Callable[[], bool]
     popen: subprocess.Popen | None = None
     pump: threading.Thread | None = None
+    # Supervision: when it last started, restarts since it last stayed up, when the next one is due.
+    started_at: float = 0.0
+    restarts: int = 0
+    crashes: int = 0
+    restart_at: float | None = None
+    awaiting_ready: bool = False
 
     @property
     def running(self) -> bool:
@@ -160,6 +172,14 @@ class Cluster:
     procs: dict[str, Proc] = field(default_factory=dict)
     # Prometheus port of each gRPC service (the gateway serves /metrics on its own port).
     metrics_ports: dict[str, int] = field(default_factory=lambda: dict(METRICS_PORTS))
+    supervised: bool = False  # restart a tier that exits (see the module docstring)
+    backoff_first_s: float = 0.5  # first restart delay; doubles per crash up to backoff_max_s
+    backoff_max_s: float = 30.0
+    stable_after_s: float = 30.0  # up this long, a tier's backoff starts over
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    _supervisor: threading.Thread | None = field(default=None, repr=False)
 
     @classmethod
     def on_free_ports(cls, **options) -> Cluster:
@@ -275,6 +295,7 @@ class Cluster:
             self.sink(proc.name, raw.decode("utf-8", "replace").rstrip())
 
     def _spawn(self, proc: Proc) -> None:
+        proc.started_at = time.monotonic()
         proc.popen = subprocess.Popen(
             _die_with_parent(proc.argv), env=proc.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -303,6 +324,8 @@ class Cluster:
 
     def start(self, timeout_s: float = 90.0) -> Cluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
+        self._stopped.clear()
         try:
             for stage in self._plan():
                 for proc in stage:
@@ -312,10 +335,56 @@ class Cluster:
         except BaseException:
             self.stop()
             raise
+        if self.supervised:
+            self._supervisor = threading.Thread(target=self._supervise, name="cluster-supervisor", daemon=True)
+            self._supervisor.start()
         return self
 
+    # -- supervision ----------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.1):
+            with self._lock:
+                if self._stopping.is_set():
+                    break
+                for proc in self.procs.values():
+                    if proc.name != "gateway":  # the gateway's exit ends the cluster (wait())
+                        self._tend(proc, time.monotonic())
+        # Outlive the children this thread started: their death signal is tied to the thread that
+        # spawned them, and stop() ends them one by one, in order.
+        self._stopped.wait(60)
+
+    def _tend(self, proc: Proc, now: float) -> None:
+        """One look at one tier: note a crash and schedule its restart, restart it when due, say when
+        it is ready again, forget old crashes once it has stayed up."""
+        if proc.popen is None:
+            return
+        if proc.running:
+            if proc.awaiting_ready and proc.ready():
+                proc.awaiting_ready = False
+                self.sink("cluster", f"{proc.name} ready again (pid {proc.popen.pid}, restart {proc.restarts})")
+            if proc.crashes and now - proc.started_at > self.stable_after_s:
+                proc.crashes = 0
+            return
+        if proc.restart_at is None:
+            delay = min(self.backoff_max_s, self.backoff_first_s * 2**proc.crashes)
+            proc.crashes += 1
+            proc.restart_at = now + delay
+            self.sink("cluster", f"{proc.name} exited with status {proc.popen.returncode}; restarting in {delay:.1f}s")
+        elif now >= proc.restart_at:
+            if proc.pump:
+                proc.pump.join(timeout=1)
+            proc.restart_at, proc.awaiting_ready = None, True
+            proc.restarts += 1
+            self._spawn(proc)
+
     def terminate(self, name: str, timeout_s: float = 10.0) -> None:
-        """SIGTERM (graceful), then SIGKILL if it does not exit in time."""
+        """SIGTERM (graceful), then SIGKILL if it does not exit in time. Supervised, the tier is
+        started again unless the whole cluster is stopping."""
+        with self._lock:
+            self._terminate(name, timeout_s)
+
+    def _terminate(self, name: str, timeout_s: float) -> None:
         proc = self.procs.get(name)
         if proc is None or proc.popen is None:
             return
@@ -337,15 +406,23 @@ class Cluster:
             proc.popen.wait()
 
     def restart(self, name: str) -> None:
-        self.terminate(name)
-        self.launch(self.procs[name])
+        with self._lock:  # the supervisor waits: this is a planned restart, not a crash
+            self._terminate(name, 10.0)
+            self.procs[name].restart_at = None
+            self.launch(self.procs[name])
 
     def stop(self) -> None:
+        self._stopping.set()
         for name in reversed(list(self.procs)):
             self.terminate(name)
+        self._stopped.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
+            self._supervisor = None
 
     def wait(self) -> None:
-        """Block until any process exits, Ctrl-C or SIGTERM; then stop everything in order."""
+        """Block until the gateway exits (supervised; any process otherwise), Ctrl-C or SIGTERM; then
+        stop everything in order."""
 
         def interrupt(signum, frame):
             raise KeyboardInterrupt
@@ -354,9 +431,10 @@ class Cluster:
         signal.signal(signal.SIGINT, interrupt)
         signal.signal(signal.SIGTERM, interrupt)
         try:
-            while all(p.running for p in self.procs.values()):
+            watched = [self.procs["gateway"]] if self.supervised else list(self.procs.values())
+            while all(p.running for p in watched):
                 time.sleep(0.2)
-            dead = [p.name for p in self.procs.values() if not p.running]
+            dead = [p.name for p in watched if not p.running]
             self.sink("cluster", f"{', '.join(dead)} exited; stopping the cluster")
         except KeyboardInterrupt:
             self.sink("cluster", "stopping")
