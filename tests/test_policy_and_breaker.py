@@ -1,8 +1,12 @@
+import asyncio
 import time
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deja.clients import CircuitBreaker
+from deja.clients.base import DependencyUnavailable, GrpcClient
 from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
 
 
@@ -43,3 +47,32 @@ def test_breaker_opens_after_threshold_and_probes_after_cooldown():
     assert not breaker.allow()  # the rest wait for its outcome
     breaker.record(True)
     assert not breaker.is_open and breaker.allow()
+
+
+class HungHealth(health_pb2_grpc.HealthServicer):
+    """A tier that accepts calls and never answers (SIGSTOPped, deadlocked)."""
+
+    async def Check(self, request, context):
+        await asyncio.sleep(3600)
+
+
+async def test_calls_cut_off_by_the_callers_deadline_open_the_breaker():
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(HungHealth(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = GrpcClient(f"127.0.0.1:{port}", timeout_s=0.2, breaker=CircuitBreaker(threshold=3, cooldown_s=60))
+    try:
+        stub = health_pb2_grpc.HealthStub(client.channel)
+        # The caller's budget equals the call's deadline and wins the race: the call is cancelled.
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.call(stub.Check, health_pb2.HealthCheckRequest()), 0.2)
+        assert client.breaker.is_open
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailable, match="circuit open"):
+            await client.call(stub.Check, health_pb2.HealthCheckRequest())
+        assert time.monotonic() - started < 0.1  # skipped at once, no deadline waited out
+    finally:
+        await client.close()
+        await server.stop(0)

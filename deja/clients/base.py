@@ -8,6 +8,7 @@ Errors surface as `DependencyError` subclasses; callers decide what failing open
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -84,6 +85,12 @@ class GrpcClient:
             raise DependencyUnavailable(f"{self.addr}: circuit open")
         try:
             reply = await method(request, timeout=timeout_s or self.timeout_s)
+        except asyncio.CancelledError:
+            # The caller's own deadline (the semantic lookup's budget, which equals this call's) ran
+            # out first: to the breaker that is a failure like a DEADLINE_EXCEEDED, or a hung tier
+            # would never open it and every request would wait out the budget.
+            self.breaker.record(False)
+            raise
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.INVALID_ARGUMENT:
