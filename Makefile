@@ -15,7 +15,7 @@ DATASETS ?= ../shared/datasets
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup models triton run test test-unit proto check-proto lint format eval eval-workload train-verifier bench lock clean
+.PHONY: help setup models triton run test test-unit proto check-proto lint format eval eval-workload train-verifier chaos bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -130,6 +130,10 @@ train-verifier: setup models ## train (3 stages), export, calibrate and measure 
 	$(BIN)/python -m services.verifier.training.reliability --model $(VERIFIER_MODEL) --datasets $(DATASETS)
 	$(BIN)/python -m services.verifier.training.workload_eval --model $(VERIFIER_MODEL) --baseline $(VERIFIER_PREV) \
 		--datasets $(DATASETS)
+
+CHAOS_ARGS ?=
+chaos: setup models ## 10 minutes of mixed load while random tiers are SIGKILLed / SIGSTOPped (one JSON line; CHAOS_ARGS="--duration 60")
+	$(BIN)/deja chaos $(CHAOS_ARGS)
 
 bench: setup ## exact-hit latency and throughput through the gateway (prints a table)
 	$(BIN)/deja bench

@@ -103,6 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--requests", type=int, default=2000, help="sequential requests per latency row")
     bench.add_argument("--access-log", action="store_true", help="keep the gateway's per-request log line on")
 
+    chaos = sub.add_parser("chaos", help="a mixed workload while random tiers are killed and stopped (one JSON line)")
+    chaos.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 10 minutes)")
+    chaos.add_argument("--rate", type=float, default=20.0, help="requests per second, open loop")
+    chaos.add_argument("--tenants", type=int, default=4)
+    chaos.add_argument("--warmup", type=float, default=30.0, help="seconds before the first fault (RSS baseline)")
+    chaos.add_argument("--fault-every", type=float, default=8.0, help="mean seconds between faults")
+    chaos.add_argument("--mock-latency-ms", type=int, default=50, help="the mock provider's answer time")
+    chaos.add_argument("--backend", choices=("onnx", "triton"), default="onnx")
+    chaos.add_argument("--seed", type=int, default=7)
+    chaos.add_argument("--state-dir", default=None, help="cluster state and log (default: a fresh temp dir)")
+
     sub.add_parser("config", help="print every DEJA_* setting as a Markdown table")
 
     evaluate = sub.add_parser("eval", help="cosine vs verifier on labeled pairs (AUC, recall at precision)")
@@ -133,6 +144,10 @@ def main(argv: list[str] | None = None) -> None:
             from deja.bench import run_bench
 
             run_bench(seconds=args.seconds, requests=args.requests, access_log=args.access_log)
+        elif args.command == "chaos":
+            from deja.chaos import run_chaos
+
+            sys.exit(run_chaos(args))
         elif args.command == "config":
             _config(args)
         elif args.command == "eval" and args.workload:
