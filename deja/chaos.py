@@ -55,6 +55,7 @@ class Tally:
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # the first few, to say what went wrong
     latencies_ms: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)  # (start s, ms, outcome) per answer
 
 
 class Chaos:
@@ -106,7 +107,9 @@ class Chaos:
             "rss_growth": self.rss_growth(rss_end),
             "p50_ms": round(float(np.percentile(latencies, 50)), 1),
             "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+            **self.fault_latency(),
             "faults": len(self.faults),
+            "killed_tier_back_s_max": max((f["back_after_s"] for f in self.faults if "back_after_s" in f), default=0),
             "fault_log": self.faults,
             "outcomes": dict(sorted(self.tally.outcomes.items())),
             "first_errors": self.tally.errors[:10],
@@ -141,7 +144,9 @@ class Chaos:
             return
         finally:
             self.tally.requests += 1
-        self.tally.latencies_ms.append((time.monotonic() - started) * 1000)
+        ms = (time.monotonic() - started) * 1000
+        self.tally.latencies_ms.append(ms)
+        self.tally.timeline.append((started - self.t0, ms, outcome))
         self.tally.outcomes[outcome] = self.tally.outcomes.get(outcome, 0) + 1
         tags = {f"(team t{t}," for t in range(self.tenants)} - {f"(team t{tenant},"}
         if any(tag in answer for tag in tags):
@@ -224,18 +229,41 @@ class Chaos:
                 await asyncio.sleep(pause)
                 os.kill(proc.popen.pid, signal.SIGCONT)
             elif proc.running:
-                self.faults.append({"at_s": at, "tier": tier, "fault": "SIGKILL"})
+                fault = {"at_s": at, "tier": tier, "fault": "SIGKILL"}
+                self.faults.append(fault)
                 if tier == "redis":
                     self.redis_kills.append(time.monotonic())
+                pid = proc.popen.pid
                 proc.popen.kill()  # the supervisor restarts it, with backoff
+                fault["back_after_s"] = await self.back_after(proc, pid)
             await asyncio.sleep(self.fault_every_s * self.rng.uniform(0.5, 1.5))
+
+    async def back_after(self, proc, old_pid: int, limit_s: float = 60.0) -> float:
+        """Seconds until a killed tier is serving again (a new process, ready); probed off the event loop."""
+        killed = time.monotonic()
+        while time.monotonic() - killed < limit_s:
+            if proc.popen.pid != old_pid and proc.running and await asyncio.to_thread(proc.ready):
+                break
+            await asyncio.sleep(0.1)
+        return round(time.monotonic() - killed, 1)
 
     async def until_every_tier_is_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
-        while not all(p.running and p.ready() for p in self.cluster.procs.values()):
+        while not await asyncio.to_thread(lambda: all(p.running and p.ready() for p in self.cluster.procs.values())):
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster did not recover after the faults")
             await asyncio.sleep(0.2)
+
+    def fault_latency(self) -> dict:
+        """p99 of the answers that started while a tier was hung (SIGSTOP), leaving out each hang's first
+        second (the breaker's threshold of failures), beside the p99 of misses while nothing was wrong:
+        the upstream's own time through the gateway."""
+        hung = [(f["at_s"] + 1.0, f["at_s"] + f["for_s"]) for f in self.faults if f["fault"] == "SIGSTOP"]
+        faulty = [(f["at_s"], f["at_s"] + f.get("for_s", f.get("back_after_s", 0)) + 1) for f in self.faults]
+        during = [ms for t, ms, _ in self.tally.timeline if any(a <= t < b for a, b in hung)]
+        calm = [ms for t, ms, o in self.tally.timeline if o == "miss" and not any(a <= t < b for a, b in faulty)]
+        p99 = lambda xs: round(float(np.percentile(xs, 99)), 1) if xs else None  # noqa: E731
+        return {"p99_ms_hung_tier_after_1s": p99(during), "p99_ms_miss_no_fault": p99(calm)}
 
     # -- memory ---------------------------------------------------------------------------
 

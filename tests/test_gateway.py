@@ -257,7 +257,15 @@ def test_unknown_paths_in_dejas_own_namespaces_get_its_404_and_never_reach_the_p
         assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
     else:
         assert body["error"]["code"] == "not_found" and body["error"]["type"] == "not_found_error"
-    assert httpx.get(f"{cluster.mock_url}/mock/stats").json() == before
+    assert httpx.get(f"{cluster.mock_url}/mock/stats").json() == before  # `unrouted` too: nothing reached it
+
+
+def test_the_recording_upstream_sees_a_path_deja_does_not_own(cluster):
+    """The other side of the test above: an unknown path outside Deja's namespaces is passed through."""
+    before = httpx.get(f"{cluster.mock_url}/mock/stats").json().get("unrouted", 0)
+    response = httpx.get(f"{cluster.gateway_url}/v1/no-such-endpoint", headers={"Authorization": "Bearer sk-x"})
+    assert response.status_code == 404 and response.headers["x-deja-cache"] == "bypass"
+    assert httpx.get(f"{cluster.mock_url}/mock/stats").json()["unrouted"] == before + 1
 
 
 def test_every_request_gets_one_access_line_without_keys(cluster):

@@ -26,8 +26,9 @@ flipped for a reproducible share of pairs by `DEJA_MOCK_JUDGE_NOISE`. Tests stee
     GET  /mock/judge                the current configuration (truth_size, noise, fault, latency_ms)
 
 `GET /mock/stats` counts the requests each endpoint answered (`chat_completions`, `messages`;
-judge calls only under `judge`, with `judge_yes`/`judge_no`), so a test can prove a hit never
-reached the provider.
+judge calls only under `judge`, with `judge_yes`/`judge_no`; any other path under `unrouted`,
+answered with a plain-text 404 as a real provider would), so a test can prove a hit, or a probe of
+Deja's own paths, never reached the provider.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import blake3
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.gateway.sse import event, replay_chunks
@@ -190,6 +191,10 @@ def create_app(
     async def stats(request: Request) -> Response:
         return JSONResponse(dict(calls))
 
+    async def unrouted(request: Request) -> Response:
+        calls["unrouted"] += 1
+        return PlainTextResponse("Not Found", status_code=404)
+
     async def judge_config(request: Request) -> Response:
         if request.method == "POST":
             try:
@@ -206,5 +211,6 @@ def create_app(
             Route("/mock/stats", stats, methods=["GET"]),
             Route("/mock/judge", judge_config, methods=["GET", "POST"]),
             Route("/healthz", lambda r: JSONResponse({"status": "ok"}), methods=["GET"]),
+            Route("/{path:path}", unrouted, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
     )
