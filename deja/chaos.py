@@ -216,6 +216,8 @@ class Chaos:
     async def fault_loop(self) -> None:
         """One fault at a time, every `fault_every_s` (jittered), from the warm-up until 15% before the end."""
         tiers = [t for t in [*FAULTY_TIERS, "triton"] if t in self.cluster.procs]
+        if self.fault_every_s <= 0:
+            return  # the same load without faults: the baseline, or a capacity probe
         await asyncio.sleep(self.warmup_s)
         quiet_from = self.t0 + self.duration_s * 0.85
         while time.monotonic() < quiet_from:

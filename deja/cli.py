@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     chaos.add_argument("--rate", type=float, default=20.0, help="requests per second, open loop")
     chaos.add_argument("--tenants", type=int, default=4)
     chaos.add_argument("--warmup", type=float, default=30.0, help="seconds before the first fault (RSS baseline)")
-    chaos.add_argument("--fault-every", type=float, default=8.0, help="mean seconds between faults")
+    chaos.add_argument("--fault-every", type=float, default=8.0, help="mean seconds between faults (0: none)")
     chaos.add_argument("--mock-latency-ms", type=int, default=50, help="the mock provider's answer time")
     chaos.add_argument("--backend", choices=("onnx", "triton"), default="onnx")
     chaos.add_argument("--seed", type=int, default=7)

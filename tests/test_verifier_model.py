@@ -345,3 +345,9 @@ def test_the_workload_replay_serves_the_verified_neighbour_and_caches_misses():
     loose = replay.run(0.0)  # the best of the cached candidates is served, whatever its score
     assert loose["semantic_hits"] >= 1 and loose["requests"] == 4
     assert replay.memo  # scores were computed once per (request, entry) pair and kept
+    # Nearest first, as the gateway: when it clears, one call of one candidate; else a second call.
+    assert loose["verify_calls_per_lookup"] == 1.0 == loose["candidates_verified_per_lookup"]
+    assert strict["verify_calls_per_lookup"] > 1.0
+    at_once = Replay(requests, index, cosine, MODEL, nearest_first=False).run(1.01)
+    assert at_once["verify_calls_per_lookup"] == 1.0
+    assert at_once["candidates_verified_per_lookup"] == strict["candidates_verified_per_lookup"]

@@ -47,9 +47,12 @@ REFERENCE_THRESHOLD = 0.5
 class Replay:
     """One workload on one model: verifier scores are memoised per (request, entry) pair."""
 
-    def __init__(self, requests: list[dict], index: np.ndarray, cosine: np.ndarray, model_dir: Path) -> None:
+    def __init__(
+        self, requests: list[dict], index: np.ndarray, cosine: np.ndarray, model_dir: Path, nearest_first: bool = True
+    ) -> None:
         gateway = load(GatewaySettings, {})
         self.k, self.floor = gateway.semantic_k, gateway.semantic_min_similarity
+        self.nearest_first = nearest_first  # the gateway's rule (DEJA_VERIFY_NEAREST_FIRST)
         self.requests, self.index, self.cosine = requests, index, cosine
         self.scorer = OnnxPairScorer(model_dir, model_id=model_dir.name, calibration=load_calibration(model_dir))
         self.memo: dict[tuple[int, int], float] = {}
@@ -68,6 +71,7 @@ class Replay:
         texts: dict[tuple[str, str], int] = {}
         clusters: set[tuple[str, str]] = set()
         hits = right = repeats = served = exact = 0
+        cost = {"lookups": 0, "calls": 0, "verified": 0}
         for i, request in enumerate(requests):
             tenant, cluster = request.get("tenant", ""), request["cluster"]
             repeat = (tenant, cluster) in clusters
@@ -79,9 +83,8 @@ class Replay:
                 continue
             pairs = zip(self.index[i], self.cosine[i], strict=True)
             near = [int(j) for j, c in pairs if j >= 0 and cached[j] and c >= self.floor][: self.k]
-            scores = self._scores(i, near) if near else []
-            if scores and max(scores) >= threshold:
-                best = near[int(np.argmax(scores))]
+            best = self._pick(i, near, threshold, cost) if near else None
+            if best is not None:
                 ok = requests[best]["cluster"] == cluster
                 hits += 1
                 right += ok
@@ -96,7 +99,22 @@ class Replay:
             "served_precision_low95": round(wilson_low(right, hits), 4) if hits else None,
             "repeats_served": round(served / repeats, 4) if repeats else None,
             "wrong_per_1000": round(1000 * (hits - right) / max(n, 1), 2),
+            "verify_calls_per_lookup": round(cost["calls"] / max(cost["lookups"], 1), 3),
+            "candidates_verified_per_lookup": round(cost["verified"] / max(cost["lookups"], 1), 3),
         }  # fmt: skip
+
+    def _pick(self, i: int, near: list[int], threshold: float, cost: dict) -> int | None:
+        """The entry the gateway serves for request `i` at `threshold`, if any, counting the verifier's
+        work: nearest first (alone, served if it clears), else the best of the rest; or all at once."""
+        cost["lookups"] += 1
+        batches = [near[:1], near[1:]] if self.nearest_first and len(near) > 1 else [near]
+        for batch in batches:
+            scores = self._scores(i, batch)
+            cost["calls"] += 1
+            cost["verified"] += len(batch)
+            if max(scores) >= threshold:
+                return batch[int(np.argmax(scores))]
+        return None
 
     def matching(self, target: float) -> dict:
         """The row whose share of repeats served is closest to `target` (bisection on the threshold)."""
@@ -126,6 +144,8 @@ def main() -> None:
     parser.add_argument("--workload", default="qqp", choices=("qqp", "checklist", "coding"))
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all-at-once", action="store_true", help="verify every candidate in one call (the old rule)")
+    parser.add_argument("--out", type=Path, help="workload.json here (default: the model folder)")
     args = parser.parse_args()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     started = time.time()
@@ -138,19 +158,25 @@ def main() -> None:
     vectors = np.concatenate([model.embed(questions[i : i + 256]) for i in range(0, len(questions), 256)])
     index, cosine = neighbours(vectors, [r.get("tenant", "") for r in requests])
 
-    replay = Replay(requests, index, cosine, args.model)
+    replay = Replay(requests, index, cosine, args.model, nearest_first=not args.all_at_once)
     result: dict = {"workload": args.workload, "requests": len(requests), "k": replay.k, "prefilter": replay.floor}
     reference = with_cosine(replay.run(REFERENCE_THRESHOLD), index, cosine, requests)
     result["reference"] = {"model": reference}
     target = reference["repeats_served"]
     if args.baseline:
-        base = Replay(requests, index, cosine, args.baseline).run(REFERENCE_THRESHOLD)
+        base = Replay(requests, index, cosine, args.baseline, nearest_first=not args.all_at_once)
+        base = base.run(REFERENCE_THRESHOLD)
         base = with_cosine(base, index, cosine, requests)
         result["reference"]["baseline"] = {"folder": str(args.baseline), **base}
         target = base["repeats_served"]
         result["at_baseline_share"] = with_cosine(replay.matching(target), index, cosine, requests)
     result["operating_points"] = [with_cosine(replay.run(t), index, cosine, requests) for t in OPERATING_POINTS]
     result["minutes"] = round((time.time() - started) / 60, 1)
+    result["nearest_first"] = replay.nearest_first
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result, indent=1))
+        return
     (args.model / "workload.json").write_text(json.dumps(result, indent=1) + "\n")
     metrics = args.model / "metrics.json"
     if metrics.is_file():  # evaluate.py wrote the card before this table existed: render it again
