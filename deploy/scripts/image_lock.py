@@ -35,6 +35,7 @@ EXCLUDED = {
         "grpcio-tools",
         "pytest",
         "pytest-asyncio",
+        "pytest-timeout",
         "ruff",
         "hypothesis",
         "schemathesis",
