@@ -135,8 +135,9 @@ CHAOS_ARGS ?=
 chaos: setup models ## 10 minutes of mixed load while random tiers are SIGKILLed / SIGSTOPped (one JSON line; CHAOS_ARGS="--duration 60")
 	$(BIN)/deja chaos $(CHAOS_ARGS)
 
-bench: setup ## exact-hit latency and throughput through the gateway (prints a table)
+bench: setup ## exact-hit latency and throughput through the gateway, then the semantic tier under 1/4/16 clients (tables)
 	$(BIN)/deja bench
+	$(BIN)/deja bench --semantic
 
 lock: ## re-resolve requirements.txt into requirements.lock
 	@rm -rf /tmp/deja-lock && $(PYTHON) -m venv /tmp/deja-lock

@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
     bench.add_argument("--requests", type=int, default=2000, help="sequential requests per latency row")
     bench.add_argument("--access-log", action="store_true", help="keep the gateway's per-request log line on")
+    bench.add_argument(
+        "--semantic",
+        action="store_true",
+        help="only the semantic tier: 100 cached questions as paraphrases, 1/4/16 clients",
+    )
 
     chaos = sub.add_parser("chaos", help="a mixed workload while random tiers are killed and stopped (one JSON line)")
     chaos.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 10 minutes)")
@@ -140,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
             _serve(args.service)
         elif args.command == "cluster":
             _cluster(args)
+        elif args.command == "bench" and args.semantic:
+            from deja.bench_semantic import print_semantic, run_semantic_bench
+
+            print_semantic(run_semantic_bench(seconds=args.seconds * 2))
         elif args.command == "bench":
             from deja.bench import run_bench
 

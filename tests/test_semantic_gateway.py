@@ -2,7 +2,9 @@
 gateway, driven by the real openai SDK."""
 
 import json
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import blake3
@@ -148,6 +150,26 @@ def test_each_semantic_tier_failing_open(own_cluster, dead):
     assert ask(client, "How do I center a div horizontally with CSS?").headers["x-deja-cache"] == "hit-exact"
     tiers = httpx.get(f"{running.gateway_url}/readyz").json()["tiers"]
     assert tiers[{"semantic-index": "semantic"}.get(dead, dead)] == "down"
+
+
+def test_a_saturated_semantic_tier_sheds_lookups_at_once_and_every_request_is_answered(own_cluster):
+    limit = {"DEJA_SEMANTIC_MAX_INFLIGHT": "1", "DEJA_SEMANTIC_TIMEOUT_MS": "3000"}
+    running = own_cluster(semantic=True, extra_env=limit)
+    client = sdk(running, "sk-shed")
+    learn(client, "How do I center a div horizontally with CSS?")
+    embedder = running.procs["embedder"].popen
+    embedder.send_signal(signal.SIGSTOP)  # the one admitted lookup hangs in the embedder: the tier is full
+    try:
+        questions = [f"How do I center a div with CSS, take {i}?" for i in range(6)]
+        with ThreadPoolExecutor(len(questions)) as pool:
+            answers = list(pool.map(lambda q: ask(client, q), questions))
+    finally:
+        embedder.send_signal(signal.SIGCONT)
+    assert all(a.status_code == 200 and a.parse().choices[0].message.content for a in answers)
+    assert all(a.headers["x-deja-cache"] == "miss" for a in answers)
+    metrics = httpx.get(f"{running.gateway_url}/metrics").text
+    (shed,) = [float(line.split()[1]) for line in metrics.splitlines() if line.startswith("deja_semantic_shed_total")]
+    assert shed >= len(questions) - 1  # only one lookup was in flight; the others were misses at once
 
 
 # -- per-request control of the semantic tier ----------------------------------------------------

@@ -96,6 +96,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 min_yes=settings.judge_min_yes,
                 explore_rate=settings.audit_rate,
                 nearest_first=settings.verify_nearest_first,
+                max_inflight=settings.semantic_max_inflight,
             )
         policy = SemanticPolicy.from_patterns(
             settings.time_sensitive_pattern,

@@ -46,6 +46,9 @@ VERIFIER_SCORE = Histogram(
     "verifier probability of same intent, per candidate (gateway side)",
     buckets=[i / 10 for i in range(11)],
 )
+SEMANTIC_SHED = Counter(
+    "deja_semantic_shed_total", "semantic lookups shed at once (the tier at DEJA_SEMANTIC_MAX_INFLIGHT): misses"
+)
 CANDIDATES = Histogram("deja_semantic_candidates", "index candidates per semantic lookup", buckets=range(0, 11))
 TOKENS_SERVED = Counter("deja_tokens_served_total", "tokens of answers served from cache", ["kind"])
 COST_SAVED = Counter(

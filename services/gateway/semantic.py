@@ -56,13 +56,14 @@ class Lookup:
     vector: np.ndarray | None = None  # reused to index the answer after a miss
     model_version: str = ""
     serve_at: float = NEVER  # the tenant's serve threshold at this request's budget
+    shed: bool = False  # not looked up: the tier was at its concurrency limit
 
 
 class SemanticTier:
     def __init__(
         self, *, embedder: EmbedderClient, index: SemanticIndexClient, verifier: VerifierClient, store: StoreClient,
         k: int, min_similarity: float, threshold: float, timeout_s: float, evidence: EvidenceBook,
-        max_error: float, min_yes: float, explore_rate: float, nearest_first: bool = True,
+        max_error: float, min_yes: float, explore_rate: float, nearest_first: bool = True, max_inflight: int = 16,
     ) -> None:  # fmt: skip
         self.embedder = embedder
         self.index = index
@@ -77,6 +78,8 @@ class SemanticTier:
         self.min_yes = min_yes  # judge only matches with at least this chance of a "yes"
         self.explore_rate = explore_rate  # ... or this share of the others, so the match model keeps learning
         self.nearest_first = nearest_first  # verify the nearest candidate alone first (see _lookup)
+        self.max_inflight = max_inflight  # lookups at once; the rest are shed as misses (see lookup)
+        self.inflight = 0
 
     async def close(self) -> None:
         for client in (self.embedder, self.index, self.verifier):
@@ -89,11 +92,19 @@ class SemanticTier:
         """The answer in `api_format` to serve (`hit`) or to judge (`uncertain`), if any. A request may
         only tighten: `threshold` raises the floor, `max_error` lowers the budget, `judge` turns it off."""
         budget = self.budget_for(threshold, max_error, judge)
+        if self.inflight >= self.max_inflight:
+            # Saturated: more lookups would only queue for the verifier and run past the budget, so
+            # this one is a miss at once (and its answer is not indexed: that would embed it too).
+            observe.SEMANTIC_SHED.inc()
+            return Lookup(shed=True)
+        self.inflight += 1
         try:
             return await asyncio.wait_for(self._lookup(scope, parts, api_format, budget), self.timeout_s)
         except (DependencyError, TimeoutError) as exc:
             log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
             return Lookup()
+        finally:
+            self.inflight -= 1
 
     def budget_for(self, threshold: float | None, max_error: float | None, judge: bool) -> Budget:
         floor = self.threshold if threshold is None else max(threshold, self.threshold)
@@ -191,6 +202,8 @@ class SemanticTier:
         self, scope: common_pb2.Scope, parts: SemanticParts, lookup: Lookup | None, entry_id: str, expires_at_ms: int
     ) -> None:
         """Index a freshly stored answer under its question (runs after the response was sent)."""
+        if lookup is not None and lookup.shed:
+            return  # shed under load: embedding it now would add to the load that shed it
         vector, version = (lookup.vector, lookup.model_version) if lookup and lookup.vector is not None else (None, "")
         # Nobody waits for this write, so it gets a roomier deadline than the lookup's budget: a
         # model version's first write creates its collection, which can take a second on a busy node.

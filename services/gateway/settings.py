@@ -51,6 +51,12 @@ class GatewaySettings:
         minimum=1,
     )
     semantic_k: int = setting("DEJA_SEMANTIC_K", 5, "candidates fetched from the index and verified", minimum=1)
+    semantic_max_inflight: int = setting(
+        "DEJA_SEMANTIC_MAX_INFLIGHT",
+        16,
+        "semantic lookups in flight at once; past it a lookup is shed at once as a miss (its answer is not indexed)",
+        minimum=1,
+    )
     verify_nearest_first: bool = setting(
         "DEJA_VERIFY_NEAREST_FIRST",
         True,
