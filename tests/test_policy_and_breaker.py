@@ -8,6 +8,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from deja.clients import CircuitBreaker
 from deja.clients.base import DependencyUnavailable, GrpcClient
 from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
+from services.gateway.semantic import VerdictMemo
 
 
 @pytest.mark.parametrize(
@@ -76,3 +77,17 @@ async def test_calls_cut_off_by_the_callers_deadline_open_the_breaker():
     finally:
         await client.close()
         await server.stop(0)
+
+
+def test_the_verdict_memo_is_an_lru_with_a_ttl():
+    memo = VerdictMemo(size=2, ttl_s=0.05)
+    memo.put("a", 0.9)
+    memo.put("b", 0.1)
+    assert memo.get("a") == 0.9  # "a" is now the most recent
+    memo.put("c", 0.5)  # over the size: the least recent ("b") goes
+    assert memo.get("b") is None and memo.get("a") == 0.9 and memo.get("c") == 0.5
+    time.sleep(0.06)
+    assert memo.get("a") is None  # past its TTL
+    off = VerdictMemo(size=0, ttl_s=60)
+    off.put("a", 0.9)
+    assert off.get("a") is None

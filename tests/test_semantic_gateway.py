@@ -350,3 +350,18 @@ def test_the_nearest_candidate_is_verified_alone_when_it_clears(semantic_cluster
     assert raw.parse().choices[0].message.content == answer.choices[0].message.content
     # Both cached questions pass the cosine prefilter, but the nearest one cleared: one verified, not two.
     assert candidates_scored(semantic_cluster) == (lookups + 1, verified + 1)
+    # Asked again as itself (a semantic hit writes no exact entry), the pairing's verdict is remembered.
+    calls = verify_calls(semantic_cluster)
+    again = ask(client, "How can I horizontally center a div using CSS?")
+    assert again.headers["x-deja-cache"] == "hit-semantic"
+    assert float(again.headers["x-deja-verifier-score"]) == float(raw.headers["x-deja-verifier-score"])
+    assert verify_calls(semantic_cluster) == calls
+
+
+def verify_calls(cluster) -> float:
+    """Verify calls the verifier service has answered (its deja_verifier_score_seconds histogram)."""
+    metrics = httpx.get(f"http://127.0.0.1:{cluster.metrics_ports['verifier']}/metrics").text
+    (count,) = [
+        float(line.split()[1]) for line in metrics.splitlines() if line.startswith("deja_verifier_score_seconds_count")
+    ]
+    return count

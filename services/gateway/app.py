@@ -97,6 +97,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 explore_rate=settings.audit_rate,
                 nearest_first=settings.verify_nearest_first,
                 max_inflight=settings.semantic_max_inflight,
+                verdict_memo_size=settings.verdict_memo_size,
             )
         policy = SemanticPolicy.from_patterns(
             settings.time_sensitive_pattern,

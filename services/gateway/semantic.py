@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +31,32 @@ from services.gateway.semantic_key import SemanticParts
 log = get_logger("deja.gateway.semantic")
 
 WRITE_TIMEOUT_S = 5.0  # deadline of the background embed + index write after a miss
+
+
+VERDICT_TTL_S = 600.0  # a verdict is reused this long: a new verifier model rolls out within it
+
+
+class VerdictMemo:
+    """The verifier's recent verdicts by pairing (tenant, question, entry): LRU, each for `ttl_s`."""
+
+    def __init__(self, size: int, ttl_s: float) -> None:
+        self.size, self.ttl_s = size, ttl_s
+        self._items: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def get(self, pair: str) -> float | None:
+        item = self._items.get(pair)
+        if item is None or item[1] < time.monotonic():
+            return None
+        self._items.move_to_end(pair)
+        return item[0]
+
+    def put(self, pair: str, probability: float) -> None:
+        if self.size <= 0:
+            return
+        self._items[pair] = (probability, time.monotonic() + self.ttl_s)
+        self._items.move_to_end(pair)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +92,7 @@ class SemanticTier:
         self, *, embedder: EmbedderClient, index: SemanticIndexClient, verifier: VerifierClient, store: StoreClient,
         k: int, min_similarity: float, threshold: float, timeout_s: float, evidence: EvidenceBook,
         max_error: float, min_yes: float, explore_rate: float, nearest_first: bool = True, max_inflight: int = 16,
+        verdict_memo_size: int = 100_000,
     ) -> None:  # fmt: skip
         self.embedder = embedder
         self.index = index
@@ -79,6 +108,7 @@ class SemanticTier:
         self.explore_rate = explore_rate  # ... or this share of the others, so the match model keeps learning
         self.nearest_first = nearest_first  # verify the nearest candidate alone first (see _lookup)
         self.max_inflight = max_inflight  # lookups at once; the rest are shed as misses (see lookup)
+        self.verdicts = VerdictMemo(verdict_memo_size, VERDICT_TTL_S)
         self.inflight = 0
 
     async def close(self) -> None:
@@ -165,16 +195,23 @@ class SemanticTier:
         return Lookup(None, uncertain, vector, version, serve_at)
 
     async def _verify(self, scope: common_pb2.Scope, query: str, hits: list, evidence: Evidence) -> list:
-        """(probability, hit, pairing) of each hit whose pairing was never vetoed."""
-        candidates = [
-            verifier_pb2.VerifyCandidate(entry_id=h.entry_id, prompt=h.prompt, similarity=h.similarity) for h in hits
-        ]
-        with observe.timed("verify"):
-            probabilities = await self.verifier.verify(query, candidates)
+        """(probability, hit, pairing) of each hit whose pairing was never vetoed. A pairing verified
+        recently keeps its verdict (a paraphrase served semantically is asked again as itself)."""
+        pairs = [pairing(scope, query, h.entry_id) for h in hits]
+        fresh = [(h, pair) for h, pair in zip(hits, pairs, strict=True) if self.verdicts.get(pair) is None]
+        if fresh:
+            candidates = [
+                verifier_pb2.VerifyCandidate(entry_id=h.entry_id, prompt=h.prompt, similarity=h.similarity)
+                for h, _ in fresh
+            ]
+            with observe.timed("verify"):
+                probabilities = await self.verifier.verify(query, candidates)
+            for (_, pair), p in zip(fresh, probabilities, strict=True):
+                self.verdicts.put(pair, float(p))
         return [
-            (float(p), h, pair)
-            for p, h in zip(probabilities, hits, strict=True)
-            if (pair := pairing(scope, query, h.entry_id)) not in evidence.vetoed
+            (self.verdicts.get(pair), h, pair)
+            for h, pair in zip(hits, pairs, strict=True)
+            if pair not in evidence.vetoed
         ]
 
     def _worth_judging(self, scored: list, evidence: Evidence, floor: float, serve_at: float) -> tuple:

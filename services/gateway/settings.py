@@ -57,6 +57,12 @@ class GatewaySettings:
         "semantic lookups in flight at once; past it a lookup is shed at once as a miss (its answer is not indexed)",
         minimum=1,
     )
+    verdict_memo_size: int = setting(
+        "DEJA_VERDICT_MEMO_SIZE",
+        100_000,
+        "verifier verdicts kept per (tenant, question, entry) for 10 minutes; 0 turns the memo off",
+        minimum=0,
+    )
     verify_nearest_first: bool = setting(
         "DEJA_VERIFY_NEAREST_FIRST",
         True,
