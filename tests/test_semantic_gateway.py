@@ -152,6 +152,16 @@ def test_each_semantic_tier_failing_open(own_cluster, dead):
     assert tiers[{"semantic-index": "semantic"}.get(dead, dead)] == "down"
 
 
+def test_without_the_verdict_memo_every_lookup_asks_the_verifier(own_cluster):
+    running = own_cluster(semantic=True, extra_env={"DEJA_VERDICT_MEMO_SIZE": "0"})
+    client = sdk(running, "sk-no-memo")
+    learn(client, "How do I center a div horizontally with CSS?")
+    calls = verify_calls(running)
+    for _ in range(2):
+        assert ask(client, "How can I horizontally center a div using CSS?").headers["x-deja-cache"] == "hit-semantic"
+    assert verify_calls(running) == calls + 2
+
+
 def test_a_saturated_semantic_tier_sheds_lookups_at_once_and_every_request_is_answered(own_cluster):
     limit = {"DEJA_SEMANTIC_MAX_INFLIGHT": "1", "DEJA_SEMANTIC_TIMEOUT_MS": "3000"}
     running = own_cluster(semantic=True, extra_env=limit)

@@ -198,7 +198,8 @@ class SemanticTier:
         """(probability, hit, pairing) of each hit whose pairing was never vetoed. A pairing verified
         recently keeps its verdict (a paraphrase served semantically is asked again as itself)."""
         pairs = [pairing(scope, query, h.entry_id) for h in hits]
-        fresh = [(h, pair) for h, pair in zip(hits, pairs, strict=True) if self.verdicts.get(pair) is None]
+        known = {pair: p for pair in pairs if (p := self.verdicts.get(pair)) is not None}
+        fresh = [(h, pair) for h, pair in zip(hits, pairs, strict=True) if pair not in known]
         if fresh:
             candidates = [
                 verifier_pb2.VerifyCandidate(entry_id=h.entry_id, prompt=h.prompt, similarity=h.similarity)
@@ -207,12 +208,9 @@ class SemanticTier:
             with observe.timed("verify"):
                 probabilities = await self.verifier.verify(query, candidates)
             for (_, pair), p in zip(fresh, probabilities, strict=True):
+                known[pair] = float(p)
                 self.verdicts.put(pair, float(p))
-        return [
-            (self.verdicts.get(pair), h, pair)
-            for h, pair in zip(hits, pairs, strict=True)
-            if pair not in evidence.vetoed
-        ]
+        return [(known[pair], h, pair) for h, pair in zip(hits, pairs, strict=True) if pair not in evidence.vetoed]
 
     def _worth_judging(self, scored: list, evidence: Evidence, floor: float, serve_at: float) -> tuple:
         """The candidate most likely to get a "yes", if `decide` sends it to the judge; (0, None, "") otherwise."""
