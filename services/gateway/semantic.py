@@ -133,6 +133,9 @@ class SemanticTier:
         except (DependencyError, TimeoutError) as exc:
             log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
             return Lookup()
+        except Exception as exc:  # a bug of ours: logged loudly, and still never the client's error
+            log.error("semantic_lookup_bug_failed_open", error=repr(exc))
+            return Lookup()
         finally:
             self.inflight -= 1
 
