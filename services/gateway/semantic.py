@@ -170,22 +170,16 @@ class SemanticTier:
         # (With no serve threshold yet, every candidate is scored at once: the judge needs them all.)
         hits = sorted(hits, key=lambda h: -h.similarity)
         split = self.nearest_first and serve_at < NEVER and len(hits) > 1
+        match = None
         for batch in (hits[:1], hits[1:]) if split else (hits,):
             fresh = await self._verify(scope, parts.query, batch, evidence)
             scored += fresh
-            # A pairing judged or reported wrong is never served again; one judged right needs no new call.
-            for probability, hit, pair in sorted(fresh, key=lambda c: -c[0]):
-                # The judge already said yes to this pairing, or the question is word for word the cached
-                # one (in the same context: the index only returns matching contexts), so no call is needed.
-                approved = (pair in evidence.approved or hit.prompt == parts.query) and probability >= budget.floor
-                if probability < serve_at and not approved:
-                    continue
-                entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_SEMANTIC)
-                if entry is not None:
-                    observe.candidates_scored([c[1].similarity for c in scored], [c[0] for c in scored])
-                    match = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
-                    return Lookup(match, None, vector, version, serve_at)
+            match = await self._first_servable(scope, parts.query, api_format, fresh, evidence, budget, serve_at)
+            if match is not None:
+                break
         observe.candidates_scored([c[1].similarity for c in scored], [c[0] for c in scored])
+        if match is not None:
+            return Lookup(match, None, vector, version, serve_at)
         if not (budget.judge and scored):
             return miss
         probability, hit, pair = self._worth_judging(scored, evidence, budget.floor, serve_at)
@@ -197,9 +191,26 @@ class SemanticTier:
         uncertain = SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
         return Lookup(None, uncertain, vector, version, serve_at)
 
+    async def _first_servable(
+        self, scope: common_pb2.Scope, query: str, api_format: str, scored: list, evidence: Evidence, budget: Budget,
+        serve_at: float,
+    ) -> SemanticHit | None:  # fmt: skip
+        """The best-scored candidate that may be served unasked and whose entry is still there."""
+        for probability, hit, pair in sorted(scored, key=lambda c: -c[0]):
+            # The judge already said yes to this pairing, or the question is word for word the cached
+            # one (in the same context: the index only returns matching contexts), so no call is needed.
+            approved = (pair in evidence.approved or hit.prompt == query) and probability >= budget.floor
+            if probability < serve_at and not approved:
+                continue
+            entry = await self._fetch(scope, hit.entry_id, api_format, store_pb2.TIER_SEMANTIC)
+            if entry is not None:
+                return SemanticHit(entry, hit.similarity, probability, pair, hit.prompt)
+        return None
+
     async def _verify(self, scope: common_pb2.Scope, query: str, hits: list, evidence: Evidence) -> list:
-        """(probability, hit, pairing) of each hit whose pairing was never vetoed. A pairing verified
-        recently keeps its verdict (a paraphrase served semantically is asked again as itself)."""
+        """(probability, hit, pairing) of each hit whose pairing was never vetoed (one judged or reported
+        wrong is never served again). A pairing verified recently keeps its verdict (a paraphrase
+        served semantically is asked again as itself)."""
         pairs = [pairing(scope, query, h.entry_id) for h in hits]
         known = {pair: p for pair in pairs if (p := self.verdicts.get(pair)) is not None}
         fresh = [(h, pair) for h, pair in zip(hits, pairs, strict=True) if pair not in known]
