@@ -14,7 +14,6 @@ a lookup that failed open).
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ import numpy as np
 import orjson
 
 from deja.chaos import LANGUAGES, TASKS
-from deja.cluster import Cluster
+from deja.cluster import Cluster, verifier_only_env
 
 CLIENTS = (1, 4, 16, 64)  # 64: about twice what the tier serves on two cores, to show shedding
 QUESTIONS = [(task, language) for task in TASKS for language in LANGUAGES]
@@ -97,10 +96,7 @@ def run_semantic_bench(seconds: float = 10.0) -> list[dict]:
     state = Path(tempfile.mkdtemp(prefix="deja-bench-semantic-"))
     log_path = state / "cluster.log"
     handle = log_path.open("a", buffering=1)
-    prior = state / "trusting-prior.json"
-    prior.write_text(json.dumps({"bins": [[0.0, 1000, 1000], [0.5, 1_000_000, 0]]}))
-    env = {"DEJA_ERROR_PRIOR": str(prior), "DEJA_ERROR_PRIOR_WEIGHT": "1001000", "DEJA_JUDGE": "off",
-           "DEJA_ACCESS_LOG": "false"}  # fmt: skip
+    env = {**verifier_only_env(state), "DEJA_ACCESS_LOG": "false"}
     cluster = Cluster.on_free_ports(
         state_dir=state, upstream="mock", mock_latency_ms=0, persist=False, extra_env=env,
         sink=lambda name, line: handle.write(f"{name:<14}| {line}\n"),

@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 import psutil
 
-from deja.cluster import Cluster
+from deja.cluster import Cluster, verifier_only_env
 
 FAULTY_TIERS = ["redis", "store", "embedder", "semantic-index", "verifier"]  # and triton with --backend triton
 TASKS = ["reverse a string", "read a file line by line", "sort a list of numbers", "parse a JSON string",
@@ -346,11 +346,7 @@ def run_chaos(args) -> int:
     log_path = state / "cluster.log"
     state.mkdir(parents=True, exist_ok=True)
     handle = log_path.open("a", buffering=1)
-    # Paraphrases should be served, not judged: a prior that trusts verifier scores >= 0.5 (as an
-    # operator's validated reliability table would) and no judge, so the semantic tier serves hits.
-    prior = state / "trusting-prior.json"
-    prior.write_text(json.dumps({"bins": [[0.0, 1000, 1000], [0.5, 1_000_000, 0]]}))
-    env = {"DEJA_ERROR_PRIOR": str(prior), "DEJA_ERROR_PRIOR_WEIGHT": "1001000", "DEJA_JUDGE": "off"}
+    env = verifier_only_env(state)  # paraphrases are served, not judged
     cluster = Cluster.on_free_ports(
         state_dir=state, upstream="mock", mock_latency_ms=args.mock_latency_ms, semantic=True, backend=args.backend,
         persist=True, supervised=True, extra_env=env, sink=lambda name, line: handle.write(f"{name:<14}| {line}\n"),

@@ -11,6 +11,7 @@ stays dead, so a test can watch the gateway fail open.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -93,6 +94,19 @@ def redis_argv(port: int, data_dir: Path, *, persist: bool) -> list[str]:
         redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
         "--save", "", "--appendonly", "yes" if persist else "no", "--protected-mode", "yes", "--loglevel", "warning",
     ]  # fmt: skip
+
+
+def verifier_only_env(directory: Path, threshold: float = 0.5) -> dict[str, str]:
+    """The semantic path without the error budget's judge: a prior that trusts every verifier score
+    >= `threshold` (as an operator's own validated reliability table would; written to `directory`)
+    and no judge, so a paraphrase over the threshold is served unasked. For tests, the chaos run and
+    the semantic bench, whose figures are the tier's own."""
+    path = directory / "trusting-prior.json"
+    path.write_text(json.dumps({"bins": [[0.0, 1000, 1000], [threshold, 1_000_000, 0]]}))
+    return {
+        "DEJA_ERROR_PRIOR": str(path), "DEJA_ERROR_PRIOR_WEIGHT": "1001000", "DEJA_JUDGE": "off",
+        "DEJA_VERIFIER_THRESHOLD": str(threshold),
+    }  # fmt: skip
 
 
 # -- readiness checks -------------------------------------------------------------------

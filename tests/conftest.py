@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from deja.cluster import Cluster, free_port, redis_argv, redis_ready
+from deja.cluster import Cluster, free_port, redis_argv, redis_ready, verifier_only_env
 
 TEST_MOCK_LATENCY_MS = 20  # hits and misses stay distinguishable; the suite stays fast
 
@@ -25,18 +25,6 @@ def file_sink(path: Path):
         handle.write(f"{name:<14}| {line}\n")
 
     return sink
-
-
-def verifier_only_env(tmp: Path, threshold: float = 0.5) -> dict[str, str]:
-    """The semantic path without the error budget's judge, for tests of its mechanics: a prior that
-    trusts every verifier score >= `threshold` (as an operator's own validated reliability table
-    would) and no judge, so a paraphrase over the threshold is served as it was before the budget."""
-    path = tmp / "trusting-prior.json"
-    path.write_text(json.dumps({"bins": [[0.0, 1000, 1000], [threshold, 1_000_000, 0]]}))
-    return {
-        "DEJA_ERROR_PRIOR": str(path), "DEJA_ERROR_PRIOR_WEIGHT": "1001000", "DEJA_JUDGE": "off",
-        "DEJA_VERIFIER_THRESHOLD": str(threshold),
-    }  # fmt: skip
 
 
 def make_cluster(tmp: Path, **overrides) -> Cluster:
