@@ -177,8 +177,7 @@ def test_a_saturated_semantic_tier_sheds_lookups_at_once_and_every_request_is_an
         embedder.send_signal(signal.SIGCONT)
     assert all(a.status_code == 200 and a.parse().choices[0].message.content for a in answers)
     assert all(a.headers["x-deja-cache"] == "miss" for a in answers)
-    metrics = httpx.get(f"{running.gateway_url}/metrics").text
-    (shed,) = [float(line.split()[1]) for line in metrics.splitlines() if line.startswith("deja_semantic_shed_total")]
+    shed = metric(f"{running.gateway_url}/metrics", "deja_semantic_shed_total")
     assert shed >= len(questions) - 1  # only one lookup was in flight; the others were misses at once
 
 
@@ -339,15 +338,16 @@ def test_admin_invalidation_by_prompt_clears_both_tiers(semantic_cluster):
     assert ask(client, "How can I reverse a string in Go?").headers["x-deja-cache"] == "hit-semantic"
 
 
+def metric(url: str, name: str) -> float:
+    """One unlabelled sample of a Prometheus text page (a counter, or a histogram's _count / _sum)."""
+    (value,) = [float(line.split()[1]) for line in httpx.get(url).text.splitlines() if line.split(" ")[0] == name]
+    return value
+
+
 def candidates_scored(cluster) -> tuple[float, float]:
     """(lookups, candidates verified) so far, from the gateway's deja_semantic_candidates histogram."""
-    metrics = httpx.get(f"{cluster.gateway_url}/metrics").text
-    read = {
-        line.split()[0]: float(line.split()[1])
-        for line in metrics.splitlines()
-        if line.startswith(("deja_semantic_candidates_count", "deja_semantic_candidates_sum"))
-    }
-    return read["deja_semantic_candidates_count"], read["deja_semantic_candidates_sum"]
+    url = f"{cluster.gateway_url}/metrics"
+    return metric(url, "deja_semantic_candidates_count"), metric(url, "deja_semantic_candidates_sum")
 
 
 def test_the_nearest_candidate_is_verified_alone_when_it_clears(semantic_cluster):
@@ -370,8 +370,4 @@ def test_the_nearest_candidate_is_verified_alone_when_it_clears(semantic_cluster
 
 def verify_calls(cluster) -> float:
     """Verify calls the verifier service has answered (its deja_verifier_score_seconds histogram)."""
-    metrics = httpx.get(f"http://127.0.0.1:{cluster.metrics_ports['verifier']}/metrics").text
-    (count,) = [
-        float(line.split()[1]) for line in metrics.splitlines() if line.startswith("deja_verifier_score_seconds_count")
-    ]
-    return count
+    return metric(f"http://127.0.0.1:{cluster.metrics_ports['verifier']}/metrics", "deja_verifier_score_seconds_count")
