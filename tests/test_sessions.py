@@ -611,3 +611,20 @@ def test_with_the_store_down_chat_still_works_and_the_endpoints_say_503(running)
         assert reply.status_code == 503 and reply.json()["error"]["code"] == "session_store_unavailable"
     finally:
         running.launch(running.procs["store"])
+
+
+@pytest.mark.parametrize("text", ["²", "1\x00", "six", "-", "99"])
+def test_count_parameters_outside_their_rule_are_a_400_never_a_crash(text):
+    from services.gateway.errors import ApiError
+    from services.gateway.sessions import _count
+
+    with pytest.raises(ApiError) as refused:
+        _count(text, "n", 1, 50)
+    assert refused.value.status == 400
+
+
+def test_count_parameters_accept_decimal_text_with_space_around():
+    from services.gateway.sessions import _count
+
+    assert _count(" 7 ", "n", 1, 50) == 7 and _count(7, "n", 1, 50) == 7
+    assert _count("\x1f6", "n", 1, 50) == 6  # str.strip() counts "\x1f" as space; int() did not (a 500)

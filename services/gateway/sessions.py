@@ -52,8 +52,10 @@ def _message(m: sessions_pb2.SessionMessage, score: float | None = None) -> dict
 
 def _count(value: Any, name: str, low: int, high: int) -> int:
     """An integer parameter in [low, high] (query strings arrive as text, JSON bodies as numbers)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    # isdecimal, not isdigit ("²" is a digit int() refuses), and the stripped text goes to int():
+    # strip() drops control characters such as "\x1f" that int() does not accept as space.
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
+        value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ApiError(400, f"{name} must be an integer from {low} to {high}", param=name, code="invalid_value")
     return value
