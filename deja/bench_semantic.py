@@ -8,7 +8,8 @@ scores >= 0.5 (the judge off) serves what the verifier accepts, so the figures a
 
 Per concurrency: lookups/s, p50/p99 on loopback including the client, the share served as a
 semantic hit, and the share that ran past the lookup budget (from the gateway's access lines:
-a lookup that failed open).
+a lookup that failed open). Then the same paraphrases offered open-loop at twice the 16-client
+rate, with exact hits probed alongside (`deja.bench_overload`).
 """
 
 from __future__ import annotations
@@ -18,19 +19,36 @@ import random
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import httpx
 import numpy as np
 import orjson
 
+from deja.bench_overload import overload
 from deja.chaos import LANGUAGES, TASKS
 from deja.cluster import Cluster, verifier_only_env
 
-CLIENTS = (1, 4, 16, 64)  # 64: about twice what the tier serves on two cores, to show shedding
+CLIENTS = (1, 4, 16)
+OVERLOAD = 2.0  # offered rate, as a multiple of the 16-client rate
 QUESTIONS = [(task, language) for task in TASKS for language in LANGUAGES]
 PARAPHRASES = ["What is the way to {task} using {language}?", "In {language}, how can I {task}?",
                "{language}: how do you {task}?"]  # fmt: skip
+# Openers and closers make each asked question new: a repeat would be an exact hit (a miss stores
+# its answer under its own words) or a remembered verdict, and the tier itself would go unmeasured.
+OPENERS = ["", "Quick question. ", "Hi! ", "I'm stuck. ", "Help please. ", "Hello. ", "Question: ", "Hey. "]
+CLOSERS = ["", " Thanks!", " Thank you.", " Cheers.", " Any tips?", " Many thanks."]
+
+
+def asked(rng: random.Random) -> str:
+    """A paraphrase of one cached question, in words not asked before (mostly: 14,400 combinations)."""
+    task, language = rng.choice(QUESTIONS)
+    text = rng.choice(PARAPHRASES).format(task=task, language=language)
+    return rng.choice(OPENERS) + text + rng.choice(CLOSERS)
+
+
 KEY = "sk-bench-semantic"
 
 
@@ -60,10 +78,8 @@ async def run_clients(http: httpx.AsyncClient, clients: int, seconds: float, see
 
     async def client() -> None:
         while time.monotonic() < stop:
-            task, language = rng.choice(QUESTIONS)
-            text = rng.choice(PARAPHRASES).format(task=task, language=language)
             started = time.perf_counter()
-            response = await http.post("/v1/chat/completions", content=body(text))
+            response = await http.post("/v1/chat/completions", content=body(asked(rng)))
             latencies.append(time.perf_counter() - started)
             outcome = response.headers.get("x-deja-cache", f"HTTP {response.status_code}")
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -92,7 +108,8 @@ def failed_open(log_path: Path) -> int:
     return sum(1 for line in log_path.read_text().splitlines() if '"semantic_lookup_failed_open"' in line)
 
 
-def run_semantic_bench(seconds: float = 10.0) -> list[dict]:
+def run_semantic_bench(seconds: float = 10.0) -> tuple[list[dict], dict]:
+    """(a row per client count, the overload result)."""
     state = Path(tempfile.mkdtemp(prefix="deja-bench-semantic-"))
     log_path = state / "cluster.log"
     handle = log_path.open("a", buffering=1)
@@ -123,9 +140,16 @@ def run_semantic_bench(seconds: float = 10.0) -> list[dict]:
                         rows.append(row)
 
             asyncio.run(measure())
+            rate = OVERLOAD * rows[-1]["lookups_per_s"]
+            rng = random.Random(99)  # not the seeds of the rows above: new words again
+            paraphrases = [body(asked(rng)) for _ in range(int(rate * seconds) + 1)]
+            probe = body("How do I {} in {}?".format(*QUESTIONS[0]))  # cached word for word: an exact hit
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+                args = (cluster.gateway_port, KEY, paraphrases, probe, rate, seconds)
+                result = pool.submit(overload, *args).result()
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    return rows
+    return rows, result
 
 
 def print_semantic(rows: list[dict]) -> None:

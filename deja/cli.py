@@ -146,9 +146,12 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "cluster":
             _cluster(args)
         elif args.command == "bench" and args.semantic:
+            from deja.bench_overload import print_overload
             from deja.bench_semantic import print_semantic, run_semantic_bench
 
-            print_semantic(run_semantic_bench(seconds=args.seconds * 2))
+            rows, overloaded = run_semantic_bench(seconds=args.seconds * 2)
+            print_semantic(rows)
+            print_overload(overloaded)
         elif args.command == "bench":
             from deja.bench import run_bench
 

@@ -21,6 +21,7 @@ from deja.logs import get_logger
 from deja.settings import load
 from services.gateway import observe
 from services.gateway.admin import admin_routes
+from services.gateway.admission import Admission, LoopLag
 from services.gateway.anthropic_format import ANTHROPIC
 from services.gateway.cache_admin import CacheAdmin
 from services.gateway.chat import ChatCompletions, read_body
@@ -70,6 +71,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
             connect_timeout_s=settings.upstream_connect_timeout_s,
         )
         semantic = None
+        loop_lag = LoopLag()
+        loop_lag.start()
         evidence = EvidenceBook(store, prior, refresh_s=settings.evidence_refresh_s)
         judge = None
         if settings.judge:
@@ -96,7 +99,12 @@ def create_app(settings: GatewaySettings) -> Starlette:
                 min_yes=settings.judge_min_yes,
                 explore_rate=settings.audit_rate,
                 nearest_first=settings.verify_nearest_first,
-                max_inflight=settings.semantic_max_inflight,
+                admission=Admission(
+                    settings.semantic_max_inflight,
+                    target_s=settings.semantic_target_ms / 1000,
+                    max_lag_s=settings.max_loop_lag_ms / 1000,
+                    lag=loop_lag,
+                ),
                 verdict_memo_size=settings.verdict_memo_size,
             )
         policy = SemanticPolicy.from_patterns(
@@ -136,6 +144,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         await store.close()
         if semantic is not None:
             await semantic.close()
+        await loop_lag.stop()
         log.info("gateway_stopped")
 
     async def chat_completions(request: Request) -> Response:

@@ -206,6 +206,8 @@ class ChatCompletions:
             response.headers["x-deja-entry"] = key.hex()  # the id the answer is stored under
         if judge_outcome:
             response.headers["x-deja-judge"] = judge_outcome  # asked, and it was not a yes
+        if lookup is not None and lookup.shed:
+            response.headers["x-deja-semantic"] = "shed"  # not looked up: the tier was saturated
         self._log(started, chat, scope, policy.value, response.status_code)
         return response
 

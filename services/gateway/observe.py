@@ -47,7 +47,10 @@ VERIFIER_SCORE = Histogram(
     buckets=[i / 10 for i in range(11)],
 )
 SEMANTIC_SHED = Counter(
-    "deja_semantic_shed_total", "semantic lookups shed at once (the tier at DEJA_SEMANTIC_MAX_INFLIGHT): misses"
+    "deja_semantic_shed_total",
+    "semantic lookups shed at once as misses, by reason: limit (the adaptive concurrency limit) or lag (the "
+    "gateway's event loop behind)",
+    ["reason"],
 )
 CANDIDATES = Histogram("deja_semantic_candidates", "index candidates per semantic lookup", buckets=range(0, 11))
 TOKENS_SERVED = Counter("deja_tokens_served_total", "tokens of answers served from cache", ["kind"])

@@ -24,6 +24,7 @@ from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient, S
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
 from services.gateway import observe
+from services.gateway.admission import Admission
 from services.gateway.error_budget import NEVER, Decision, Evidence, decide
 from services.gateway.evidence import EvidenceBook, pairing
 from services.gateway.semantic_key import SemanticParts
@@ -91,8 +92,8 @@ class SemanticTier:
     def __init__(
         self, *, embedder: EmbedderClient, index: SemanticIndexClient, verifier: VerifierClient, store: StoreClient,
         k: int, min_similarity: float, threshold: float, timeout_s: float, evidence: EvidenceBook,
-        max_error: float, min_yes: float, explore_rate: float, nearest_first: bool = True, max_inflight: int = 16,
-        verdict_memo_size: int = 100_000,
+        max_error: float, min_yes: float, explore_rate: float, nearest_first: bool = True,
+        admission: Admission | None = None, verdict_memo_size: int = 100_000,
     ) -> None:  # fmt: skip
         self.embedder = embedder
         self.index = index
@@ -107,9 +108,9 @@ class SemanticTier:
         self.min_yes = min_yes  # judge only matches with at least this chance of a "yes"
         self.explore_rate = explore_rate  # ... or this share of the others, so the match model keeps learning
         self.nearest_first = nearest_first  # verify the nearest candidate alone first (see _lookup)
-        self.max_inflight = max_inflight  # lookups at once; the rest are shed as misses (see lookup)
+        # Which lookups start; the rest are shed as misses (see admission.py). Default: 16 at once.
+        self.admission = admission or Admission(16, target_s=timeout_s / 4)
         self.verdicts = VerdictMemo(verdict_memo_size, VERDICT_TTL_S)
-        self.inflight = 0
 
     async def close(self) -> None:
         for client in (self.embedder, self.index, self.verifier):
@@ -122,12 +123,13 @@ class SemanticTier:
         """The answer in `api_format` to serve (`hit`) or to judge (`uncertain`), if any. A request may
         only tighten: `threshold` raises the floor, `max_error` lowers the budget, `judge` turns it off."""
         budget = self.budget_for(threshold, max_error, judge)
-        if self.inflight >= self.max_inflight:
-            # Saturated: more lookups would only queue for the verifier and run past the budget, so
-            # this one is a miss at once (and its answer is not indexed: that would embed it too).
-            observe.SEMANTIC_SHED.inc()
+        reason = self.admission.admit()
+        if reason:
+            # Saturated: more lookups would only queue and run past the budget, so this one is a miss
+            # at once (and its answer is not indexed: that would embed it too).
+            observe.SEMANTIC_SHED.labels(reason).inc()
             return Lookup(shed=True)
-        self.inflight += 1
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(self._lookup(scope, parts, api_format, budget), self.timeout_s)
         except (DependencyError, TimeoutError) as exc:
@@ -137,7 +139,7 @@ class SemanticTier:
             log.error("semantic_lookup_bug_failed_open", error=repr(exc))
             return Lookup()
         finally:
-            self.inflight -= 1
+            self.admission.done(time.perf_counter() - started)
 
     def budget_for(self, threshold: float | None, max_error: float | None, judge: bool) -> Budget:
         floor = self.threshold if threshold is None else max(threshold, self.threshold)

@@ -54,8 +54,22 @@ class GatewaySettings:
     semantic_max_inflight: int = setting(
         "DEJA_SEMANTIC_MAX_INFLIGHT",
         16,
-        "semantic lookups in flight at once; past it a lookup is shed at once as a miss (its answer is not indexed)",
+        "most semantic lookups in flight at once: the ceiling of the adaptive limit; past the limit a lookup is "
+        "shed at once as a miss (its answer is not indexed)",
         minimum=1,
+    )
+    semantic_target_ms: int = setting(
+        "DEJA_SEMANTIC_TARGET_MS",
+        100,
+        "lookup latency the adaptive limit aims under: each slower lookup cuts the limit by a tenth, each faster "
+        "one raises it a little",
+        minimum=1,
+    )
+    max_loop_lag_ms: int = setting(
+        "DEJA_GATEWAY_MAX_LAG_MS",
+        50,
+        "shed every semantic lookup while the gateway's event loop runs this late (its CPU is saturated); 0: never",
+        minimum=0,
     )
     verdict_memo_size: int = setting(
         "DEJA_VERDICT_MEMO_SIZE",
