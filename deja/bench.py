@@ -28,6 +28,7 @@ import orjson
 import psutil
 import redis
 import uvloop
+from prometheus_client.parser import text_string_to_metric_families
 
 from deja.clients import EmbedderClient, StoreClient
 from deja.cluster import Cluster
@@ -287,6 +288,7 @@ async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Late
         # Fresh questions (random bags of tech words): each is a miss unless the relevance-model
         # verifier lets a near-duplicate bag through; those are counted, not timed.
         rng = random.Random(7)
+        stages_before = await tier_seconds(cluster.gateway_url)
         miss_samples: list[float] = []
         judged_samples: list[float] = []  # misses the judge was asked about first (it said no)
         false_hits = 0
@@ -303,15 +305,37 @@ async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Late
             else:
                 false_hits += 1
         misses = summarize(miss_samples)
+        stages = await tier_seconds(cluster.gateway_url)
     finally:
         await conn.close()
     total = WARMUP + requests
+    steps = []  # where the fresh questions' time went, step by step (means: the histogram keeps no samples)
+    for tier, (seconds, count) in stages.items():
+        before_s, before_n = stages_before.get(tier, (0.0, 0))
+        if count > before_n:
+            mean_ms = 1000 * (seconds - before_s) / (count - before_n)
+            steps.append((f"  step {tier}: {count - before_n:.0f} calls, mean", Latency(mean_ms, mean_ms, mean_ms)))
     label = f"gateway miss, no judge call (mock at 0 ms; {false_hits} of {total} were hits)"
-    rows = [("gateway semantic hit", hit), (label, misses)]
+    head = [("gateway semantic hit", hit), (label, misses)]
     if judged_samples:
         label = f"gateway miss after a judged no ({len(judged_samples)} of {total}; judge at 0 ms)"
-        rows.append((label, summarize(judged_samples)))
-    return rows
+        head.append((label, summarize(judged_samples)))
+    return head + steps
+
+
+async def tier_seconds(gateway_url: str) -> dict[str, tuple[float, float]]:
+    """{tier: (seconds, calls)} so far, from the gateway's deja_tier_duration_seconds histogram."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{gateway_url}/metrics")).text
+    found: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "deja_tier_duration_seconds":
+            continue
+        for sample in family.samples:
+            slot = {"deja_tier_duration_seconds_sum": 0, "deja_tier_duration_seconds_count": 1}.get(sample.name)
+            if slot is not None:
+                found.setdefault(sample.labels["tier"], [0.0, 0.0])[slot] = sample.value
+    return {tier: (pair[0], pair[1]) for tier, pair in found.items()}
 
 
 async def embedder_throughput(addr: str, seconds: float, batch: int = 32, concurrency: int = 4) -> float:

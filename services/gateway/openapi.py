@@ -208,7 +208,11 @@ CACHE_HEADERS = [
         "a smaller error budget for this request (a larger one is ignored)",
     ),
     _header("X-Deja-Judge", {"enum": ["on", "off"]}, "off: no judge call, the uncertain band is a miss"),
-    _header("X-Deja-Format", {"enum": ["tauq"]}, "compact answers: not available in this build (400)"),
+    _header(
+        "X-Deja-Format",
+        {"enum": ["tauq"]},
+        "JSON in the answer (tool-call arguments, JSON content) in Tauq notation; a stream is a 400",
+    ),
 ]
 SESSION_HEADERS = [
     _header("X-Session-ID", {"type": "string", "pattern": SESSION_ID}, "record this turn in the session"),
@@ -222,6 +226,11 @@ CACHE_RESPONSE_HEADERS = {
     },
     "X-Deja-Entry": {"schema": {"type": "string"}, "description": "the entry id, on hits and stores"},
     "Age": {"schema": {"type": "string"}, "description": "seconds since the answer was cached (hits)"},
+    "X-Deja-Semantic": {
+        "schema": {"enum": ["shed"]},
+        "description": "shed: a miss not looked up semantically, the tier was saturated (its answer is not indexed)",
+    },
+    "X-Deja-Format": {"schema": {"enum": ["tauq"]}, "description": "JSON in this answer was converted to Tauq"},
 }
 
 

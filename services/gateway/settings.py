@@ -60,15 +60,16 @@ class GatewaySettings:
     )
     semantic_target_ms: int = setting(
         "DEJA_SEMANTIC_TARGET_MS",
-        100,
-        "lookup latency the adaptive limit aims under: each slower lookup cuts the limit by a tenth, each faster "
-        "one raises it a little",
+        300,
+        "lookup latency the adaptive limit aims under (near the budget: a shed lookup is a paid provider call): "
+        "each slower lookup cuts the limit by a tenth, each faster one raises it a little",
         minimum=1,
     )
     max_loop_lag_ms: int = setting(
         "DEJA_GATEWAY_MAX_LAG_MS",
-        50,
-        "shed every semantic lookup while the gateway's event loop runs this late (its CPU is saturated); 0: never",
+        0,
+        "shed every semantic lookup while the gateway's event loop runs this late (its CPU is saturated); 0: never "
+        "(worth it only where a miss costs the gateway less CPU than a lookup)",
         minimum=0,
     )
     verdict_memo_size: int = setting(
