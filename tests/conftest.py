@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from deja.cluster import Cluster, free_port, redis_argv, redis_ready, verifier_only_env
+from tests.valkey_cluster import ValkeyCluster
 
 TEST_MOCK_LATENCY_MS = 20  # hits and misses stay distinguishable; the suite stays fast
 
@@ -58,6 +59,15 @@ def redis_url(tmp_path_factory):
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory):
+    """A real Valkey Cluster (three primaries, one replica each) for the Redis Cluster tests; a test
+    that kills nodes starts its own (tests/valkey_cluster.py)."""
+    running = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster")).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,10 @@ import pytest
 import yaml
 
 from deja.cli import SERVICES
+from deja.settings import load
 from deja.v1 import embedder_pb2, semantic_index_pb2, store_pb2, verifier_pb2
+from services.embedder.settings import EmbedderSettings
+from services.store.settings import StoreSettings
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "k8s"
@@ -108,7 +111,8 @@ def parse_address(value: str) -> tuple[str, int] | None:
     parts = urlsplit(value)
     if parts.hostname is None:
         return None
-    default = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379}.get(parts.scheme)
+    default = {"http": 80, "https": 443, "redis": 6379, "rediss": 6379, "redis+cluster": 6379, "rediss+cluster": 6379}
+    default = default.get(parts.scheme)
     return parts.hostname, parts.port or default
 
 
@@ -421,6 +425,18 @@ def test_external_stores_are_used_and_not_deployed():
     assert not of_kind(docs, "Secret")  # secrets.existingSecret: the chart makes none
 
 
+def test_an_external_redis_cluster_is_given_to_every_redis_user_as_a_seed_node():
+    docs = rendered("external-redis-cluster")
+    assert "redis" not in {component(s) for s in of_kind(docs, "StatefulSet")}
+    store = plain_env(main_container(by_name(docs, "Deployment")["deja-store"]))
+    embedder = plain_env(main_container(by_name(docs, "Deployment")["deja-embedder"]))
+    seed = "redis+cluster://redis-cluster-0.cache.example.internal:6379"  # database 0 for both: no /<db>
+    assert store["DEJA_REDIS_URL"] == embedder["DEJA_EMBEDDING_CACHE_URL"] == seed
+    # and the services take what the chart renders
+    assert load(StoreSettings, store).redis_url == seed
+    assert load(EmbedderSettings, embedder).cache_url == seed
+
+
 def test_redis_keeps_an_append_only_file_on_a_volume():
     redis = by_name(rendered("default"), "StatefulSet")["deja-redis"]
     args = main_container(redis)["args"]
@@ -485,6 +501,11 @@ def test_only_the_store_and_embedder_reach_redis_and_only_the_index_reaches_qdra
         (["components.gateway.replica=3"], "additional properties 'replica'"),
         (["redis.enabled=false"], "set redis.external.url"),
         (["qdrant.distributed.enabled=true"], "qdrant.replicas >= 2"),
+        (["redis.external.cluster=true"], "set redis.enabled false"),
+        (
+            ["redis.enabled=false", "redis.external.url=redis://h:6379/1", "redis.external.cluster=true"],
+            "a Redis Cluster has only database 0",
+        ),
     ],
 )
 def test_values_that_cannot_work_are_refused_with_a_message(sets, message):

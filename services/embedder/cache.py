@@ -2,6 +2,9 @@
 
     deja:emb:<model_version>:<blake3(text) hex>  ->  float32 bytes (dimension * 4), with a TTL
 
+No hash tag: on a Redis Cluster the vectors spread over every shard, and a lookup of several texts
+is one MGET per slot (deja/redis_client.py).
+
 The model version is in the key, so a new model never reads an old model's vectors. The cache
 only ever saves time: Redis down, slow or returning junk means the texts are embedded as if the
 cache were off, never an error. After a few failures a circuit breaker stops asking Redis for a
@@ -15,11 +18,11 @@ import contextlib
 
 import blake3
 import numpy as np
-import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from deja.clients.base import CircuitBreaker
 from deja.logs import get_logger
+from deja.redis_client import mget, redis_client
 
 log = get_logger("deja.embedder")
 
@@ -38,15 +41,9 @@ class EmbeddingCache:
         pool_size: int = 16,
     ) -> None:
         self._timeout_s = timeout_ms / 1000
-        # BlockingConnectionPool waits (briefly) for a free connection under bursts instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=pool_size,
-            timeout=self._timeout_s,
-            socket_timeout=self._timeout_s,
-            socket_connect_timeout=self._timeout_s,
-        )
-        self._redis = aioredis.Redis(connection_pool=pool)
+        # Waits (briefly) for a free connection under bursts instead of failing; a Redis Cluster for a
+        # redis+cluster:// URL, where the keys (no hash tag) spread over every shard.
+        self._redis = redis_client(url, timeout_ms=timeout_ms, pool_size=pool_size)
         self._prefix = f"deja:emb:{model_version}:"
         self._dimension = dimension
         self._ttl_s = ttl_s
@@ -73,13 +70,14 @@ class EmbeddingCache:
                 log.warning("embedding_cache_down", op=op, error=repr(exc))
 
     async def get_many(self, texts: list[str]) -> list[np.ndarray | None]:
-        """One MGET; None for a miss and for every text when Redis cannot answer in time."""
+        """One MGET (on a cluster, one per slot in one pipeline); None for a miss and for every text when
+        Redis cannot answer in time."""
         if not self._breaker.allow():
             self.misses += len(texts)
             return [None] * len(texts)
         try:
             # wait_for bounds the whole call (pool wait + connect + read), not each step separately
-            raw = await asyncio.wait_for(self._redis.mget([self.key(t) for t in texts]), self._timeout_s)
+            raw = await asyncio.wait_for(mget(self._redis, [self.key(t) for t in texts]), self._timeout_s)
         except Exception as exc:
             self._record(False, "mget", exc)
             self.misses += len(texts)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deja.redis_client import url_problem
 from deja.settings import ConfigError, setting
 
 BACKENDS = ("onnx", "triton", "mlx")
@@ -64,7 +65,9 @@ class EmbedderSettings:
         "DEJA_EMBEDDER_MAX_TEXT_CHARS", 8192, "longest text in characters; longer is INVALID_ARGUMENT", minimum=1
     )
     cache_url: str = setting(
-        "DEJA_EMBEDDING_CACHE_URL", "", "Redis/Valkey URL of the embedding cache; empty: no embedding cache"
+        "DEJA_EMBEDDING_CACHE_URL",
+        "",
+        "Redis/Valkey URL of the embedding cache (redis+cluster://host:port: a Redis Cluster); empty: no cache",
     )
     cache_ttl_s: int = setting("DEJA_EMBEDDING_CACHE_TTL_S", 604_800, "TTL of a cached embedding", minimum=1)
     cache_timeout_ms: int = setting(
@@ -78,7 +81,5 @@ class EmbedderSettings:
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"DEJA_EMBEDDER_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.cache_url and not self.cache_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(
-                f"DEJA_EMBEDDING_CACHE_URL: expected a redis://, rediss:// or unix:// URL, got {self.cache_url!r}"
-            )
+        if self.cache_url and (problem := url_problem(self.cache_url)):
+            raise ConfigError(f"DEJA_EMBEDDING_CACHE_URL: {problem}")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import time
 
-import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 
+from deja.redis_client import AnyRedis
 from deja.tenancy import TENANT_RULE, is_valid_tenant
 from deja.v1 import store_pb2
 
@@ -35,7 +35,7 @@ class InvalidObservation(ValueError):
 
 
 class ObservationLog:
-    def __init__(self, client: aioredis.Redis, *, max_kept: int) -> None:
+    def __init__(self, client: AnyRedis, *, max_kept: int) -> None:
         self._redis = client
         self._max_kept = max_kept
 

@@ -1,7 +1,7 @@
 """The exact cache in Redis: entries, TTLs, size limits and per-tenant accounting.
 
 Layout (every key of a tenant shares the hash tag `{tenant}`, so the Lua scripts stay
-valid on Redis Cluster):
+valid on Redis Cluster, where each tenant lives on one shard):
 
     deja:{T}:e:<ns>:<key hex>   serialized CacheEntry, with a Redis TTL
     deja:{T}:idx                ZSET  member "<ns>:<key hex>" -> expires_at_ms
@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 
 import blake3
-import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 
+from deja.redis_client import AnyRedis, redis_client
 from deja.tenancy import TENANT_RULE, is_valid_tenant
 from deja.v1 import store_pb2
 from services.store.entries import MAX_PROMPT_CHARS, entry_meta
@@ -116,19 +116,6 @@ class PutResult:
     size_bytes: int = 0
 
 
-def redis_client(url: str, *, timeout_ms: int, pool_size: int) -> aioredis.Redis:
-    """The store's Redis client: every command bounded by `timeout_ms`; under bursts a caller waits
-    (up to the same timeout) for a free connection instead of failing (BlockingConnectionPool)."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=pool_size,
-        timeout=timeout_ms / 1000,
-        socket_timeout=timeout_ms / 1000,
-        socket_connect_timeout=timeout_ms / 1000,
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -136,7 +123,7 @@ def _now_ms() -> int:
 class RedisExactStore:
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AnyRedis,
         *,
         default_ttl_s: int,
         max_ttl_s: int,
@@ -156,7 +143,7 @@ class RedisExactStore:
         return cls(redis_client(url, timeout_ms=timeout_ms, pool_size=pool_size), **limits)
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> AnyRedis:
         return self._redis
 
     async def close(self) -> None:
@@ -256,8 +243,9 @@ class RedisExactStore:
         )
 
 
-async def totals(client: aioredis.Redis, now_ms: int | None = None) -> tuple[int, int, int]:
-    """(tenants, live entries, bytes) over every tenant, for metrics: one SCAN pass, O(tenants).
+async def totals(client: AnyRedis, now_ms: int | None = None) -> tuple[int, int, int]:
+    """(tenants, live entries, bytes) over every tenant, for metrics: one SCAN pass, O(tenants) (on a
+    cluster, RedisCluster's scan_iter walks every primary).
 
     Bytes include entries expired since the last lazy trim, so they may run a little high."""
     now_ms = now_ms or _now_ms()

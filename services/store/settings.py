@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deja.redis_client import url_problem
 from deja.settings import ConfigError, setting
 
 
@@ -15,7 +16,7 @@ class StoreSettings:
     redis_url: str = setting(
         "DEJA_REDIS_URL",
         "redis://127.0.0.1:6379/0",
-        "Redis/Valkey URL of the store's exact cache",
+        "Redis/Valkey URL of the store's exact cache; redis+cluster://host:port for a Redis Cluster (any node)",
     )
     redis_timeout_ms: int = setting(
         "DEJA_REDIS_TIMEOUT_MS", 250, "per-command Redis timeout; past it the call fails (open)", minimum=1
@@ -37,5 +38,5 @@ class StoreSettings:
     def validate(self) -> None:
         if self.default_ttl_s > self.max_ttl_s:
             raise ConfigError("DEJA_CACHE_TTL_S: must not exceed DEJA_CACHE_MAX_TTL_S")
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"DEJA_REDIS_URL: expected a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
+        if problem := url_problem(self.redis_url):
+            raise ConfigError(f"DEJA_REDIS_URL: {problem}")

@@ -107,13 +107,17 @@ app.kubernetes.io/component: {{ index . 1 | kebabcase }}
 {{- if and (include "deja.qdrantUsed" .) .Values.qdrant.enabled -}}true{{- end -}}
 {{- end -}}
 
-{{/* (list $ db) -> the Redis URL of database `db`. */}}
+{{/* (list $ db) -> the Redis URL of database `db`; for an external Redis Cluster, a seed-node
+redis+cluster:// URL (a cluster has database 0 only, so `db` is not used). */}}
 {{- define "deja.redisUrl" -}}
 {{- $root := index . 0 -}}
+{{- $external := $root.Values.redis.external -}}
 {{- if $root.Values.redis.enabled -}}
 redis://{{ include "deja.fullname" $root }}-redis:6379/{{ index . 1 }}
+{{- else if $external.cluster -}}
+{{ regexReplaceAll "^(rediss?)://" ($external.url | trimSuffix "/") "${1}+cluster://" }}
 {{- else -}}
-{{ $root.Values.redis.external.url | trimSuffix "/" }}/{{ index . 1 }}
+{{ $external.url | trimSuffix "/" }}/{{ index . 1 }}
 {{- end -}}
 {{- end -}}
 

@@ -3,6 +3,12 @@
 {{- if and (include "deja.redisUsed" .) (not .Values.redis.enabled) (not .Values.redis.external.url) -}}
 {{- fail "redis.enabled is false: set redis.external.url (redis://host:port) for the store and the embedding cache" -}}
 {{- end -}}
+{{- if and .Values.redis.external.cluster .Values.redis.enabled -}}
+{{- fail "redis.external.cluster is true: set redis.enabled false and redis.external.url to a node of the Redis Cluster (the chart's own Valkey is a single node)" -}}
+{{- end -}}
+{{- if and .Values.redis.external.cluster (regexMatch "/[0-9]+$" (.Values.redis.external.url | trimSuffix "/")) -}}
+{{- fail "redis.external.cluster is true: redis.external.url must name no database (a Redis Cluster has only database 0)" -}}
+{{- end -}}
 {{- if and (include "deja.qdrantUsed" .) (not .Values.qdrant.enabled) (not .Values.qdrant.external.url) -}}
 {{- fail "qdrant.enabled is false: set qdrant.external.url (http://host:6333) for the semantic index" -}}
 {{- end -}}

@@ -21,8 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
+from deja.redis_client import AnyRedis
 from services.store.sessions.records import Message, Ref
 
 TENANTS = "deja:{sessions}:tenants"
@@ -101,7 +100,7 @@ class Snapshot:
 
 
 class HotWindow:
-    def __init__(self, client: aioredis.Redis, *, ttl_s: int) -> None:
+    def __init__(self, client: AnyRedis, *, ttl_s: int) -> None:
         self.redis = client
         self.ttl_ms = ttl_s * 1000
         self._append = client.register_script(_APPEND)

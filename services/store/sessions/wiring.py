@@ -11,8 +11,8 @@ import grpc
 
 from deja.clients import CircuitBreaker, EmbedderClient
 from deja.logs import get_logger
+from deja.redis_client import redis_client
 from deja.v1 import sessions_pb2, sessions_pb2_grpc
-from services.store.redis_store import redis_client
 from services.store.sessions.archive import Archive
 from services.store.sessions.hot import HotWindow
 from services.store.sessions.memory import SessionMemory

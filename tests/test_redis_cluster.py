@@ -1,0 +1,309 @@
+"""Deja on a real Redis Cluster (Valkey, three primaries with one replica each, tests/valkey_cluster.py).
+
+The single-server tests of the store, its listing and session memory run again against the cluster
+(their fixtures swapped for cluster ones); then the embedding cache, an exact and a semantic hit
+through the whole gateway, and a primary killed under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+
+import blake3
+import numpy as np
+import openai
+import pytest
+
+import tests.test_sessions as single_sessions
+import tests.test_store as single_store
+import tests.test_store_entries as single_entries
+from deja.redis_client import is_cluster_url, redis_client, url_problem
+from deja.v1 import common_pb2, store_pb2
+from services.embedder.cache import EmbeddingCache
+from services.store.entries import EntryAdmin
+from services.store.redis_store import RedisExactStore, totals
+from tests.conftest import make_cluster, sdk, unique_prompt, wait_for_hit
+from tests.test_semantic_gateway import ADMIN_KEY, ask, learn
+from tests.test_sessions import make_memory  # noqa: F401 - the fixture, over TestSessionsOnCluster's session_redis
+from tests.valkey_cluster import ValkeyCluster
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gpt-4o-mini"
+
+
+def tenant_on_each_primary(cluster: ValkeyCluster) -> dict[int, str]:
+    """primary port -> a tenant whose hash tag lands on that primary."""
+    found: dict[int, str] = {}
+    while len(found) < cluster.primaries:
+        tenant = uuid.uuid4().hex
+        found.setdefault(cluster.primary_of(f"{{{tenant}}}").port, tenant)
+    return found
+
+
+def test_cluster_urls_are_recognised_and_checked():
+    assert is_cluster_url("redis+cluster://10.0.0.1:6379") and is_cluster_url("rediss+cluster://h:6380/0")
+    assert not is_cluster_url("redis://h:6379/0")
+    assert url_problem("redis+cluster://h:6379") is None and url_problem("unix:///run/redis.sock") is None
+    assert "database 0" in url_problem("redis+cluster://h:6379/1")
+    assert "expected a" in url_problem("cluster://h:6379")
+
+
+# -- the single-server suites, against the cluster --------------------------------------------
+
+
+class TestStoreOnCluster:
+    """tests/test_store.py's entry operations: put/get, tenants, TTL expiry, stats, totals (SCAN
+    over every primary)."""
+
+    @pytest.fixture
+    async def store(self, valkey_cluster):
+        exact = RedisExactStore.from_url(valkey_cluster.url, timeout_ms=1000, pool_size=8, **single_store.LIMITS)
+        yield exact
+        await exact.close()
+
+    test_put_then_get = staticmethod(single_store.test_put_then_get_returns_the_complete_entry)
+    test_isolation = staticmethod(single_store.test_entries_are_isolated_by_tenant_and_namespace)
+    test_ttl_expiry = staticmethod(single_store.test_ttl_expires_entries_and_stats_follow)
+    test_ttl_cap = staticmethod(single_store.test_ttl_is_capped_by_the_configured_maximum)
+    test_stats = staticmethod(single_store.test_stats_count_hits_by_tier_tokens_misses_entries_and_bytes)
+    test_oversize = staticmethod(single_store.test_oversize_entries_are_refused_not_truncated)
+    test_totals = staticmethod(single_store.test_totals_count_tenants_live_entries_and_bytes_across_tenants)
+
+    async def test_tenants_on_every_primary_keep_all_their_keys_on_their_own_primary(self, store, valkey_cluster):
+        tenants = tenant_on_each_primary(valkey_cluster)
+        keys = {port: os.urandom(32) for port in tenants}
+        for port, tenant in tenants.items():
+            await store.put(common_pb2.Scope(tenant=tenant), keys[port], single_store.entry(tenant), 0)
+        for port, tenant in tenants.items():
+            got = await store.get(common_pb2.Scope(tenant=tenant), keys[port], store_pb2.TIER_EXACT)
+            assert got.response == single_store.entry(tenant).response
+            assert (await store.stats(tenant)).hits_exact == 1
+            node = next(n for n in valkey_cluster.nodes if n.port == port)
+            # entry, index, sizes, tokens, stats and meta records: all on the tenant's primary
+            assert len(node.client().keys(f"deja:{{{tenant}}}:*")) == 6
+        assert (await totals(store.redis))[0] >= 3
+
+
+class TestEntryAdminOnCluster:
+    """tests/test_store_entries.py's listing and invalidation, all-tenant ones included (they find
+    tenants by SCAN, which must visit every primary)."""
+
+    @pytest.fixture
+    async def store(self, valkey_cluster):
+        exact = RedisExactStore.from_url(valkey_cluster.url, timeout_ms=1000, pool_size=8, **single_entries.LIMITS)
+        yield exact, EntryAdmin(exact)
+        await exact.close()
+
+    test_list = staticmethod(single_entries.test_list_is_newest_first_with_what_each_entry_is)
+    test_invalidate = staticmethod(single_entries.test_invalidate_by_filter_deletes_exactly_the_matching_entries)
+    test_by_id = staticmethod(single_entries.test_invalidate_by_entry_id_finds_it_in_any_namespace_unless_one_is_named)
+    test_all_tenants = staticmethod(single_entries.test_all_tenants_by_model)
+
+    async def test_all_tenants_listing_finds_a_tenant_on_every_primary(self, store, valkey_cluster):
+        exact, admin = store
+        model = f"listed-{uuid.uuid4().hex[:6]}"
+        tenants = tenant_on_each_primary(valkey_cluster)
+        for tenant in tenants.values():
+            await exact.put(common_pb2.Scope(tenant=tenant), os.urandom(32), single_entries.entry(model=model), 0)
+        listed = await admin.list(store_pb2.EntryFilter(all_tenants=True, model=model), 0)
+        assert sorted(e.tenant for e in listed.entries) == sorted(tenants.values())
+
+
+class TestSessionsOnCluster:
+    """tests/test_sessions.py's session memory (hot window scripts, leases, the idle sweep's tenant
+    set) with the hot window on the cluster."""
+
+    @pytest.fixture
+    def session_redis(self, valkey_cluster):
+        return valkey_cluster.url
+
+    test_overflow = staticmethod(
+        single_sessions.test_overflow_moves_the_oldest_to_the_archive_and_reads_cross_the_boundary
+    )
+    test_two_processes = staticmethod(
+        single_sessions.test_concurrent_appends_from_two_store_processes_lose_and_double_nothing
+    )
+    test_crash = staticmethod(
+        single_sessions.test_a_crash_between_archive_write_and_release_leaves_nothing_lost_or_doubled
+    )
+    test_tenants = staticmethod(single_sessions.test_sessions_are_scoped_to_their_tenant)
+    test_purge = staticmethod(single_sessions.test_purge_removes_archives_past_retention_but_not_live_sessions)
+
+
+# -- the embedding cache ---------------------------------------------------------------------
+
+
+async def test_the_embedding_cache_spreads_over_the_shards_and_reads_back_in_order(valkey_cluster):
+    cache = EmbeddingCache(valkey_cluster.url, model_version="m-test", dimension=4, ttl_s=60, timeout_ms=1000)
+    texts = [f"text {i} {uuid.uuid4().hex}" for i in range(24)]
+    vectors = np.random.default_rng(0).random((len(texts), 4), dtype=np.float32)
+    assert await cache.get_many(texts) == [None] * len(texts)
+    cache.put_many(texts, vectors)
+    await cache.drain()
+    found = await cache.get_many([*texts[::-1], "never stored"])
+    assert found[-1] is None
+    assert all(np.array_equal(v, vectors[len(texts) - 1 - i]) for i, v in enumerate(found[:-1]))
+    owners = {valkey_cluster.primary_of(cache.key(t)).port for t in texts}
+    assert len(owners) == 3, "24 untagged keys all on one shard"
+    assert cache.errors == 0
+    await cache.close()
+
+
+# -- the whole gateway on the cluster ---------------------------------------------------------
+
+
+def test_exact_and_semantic_hits_through_the_gateway_with_every_redis_user_on_the_cluster(
+    valkey_cluster, tmp_path_factory
+):
+    running = make_cluster(
+        tmp_path_factory.mktemp("gateway-on-cluster"),
+        semantic=True,
+        redis_url=valkey_cluster.url,  # the store (entries, observations, sessions) and the embedding cache
+        extra_env={"DEJA_ADMIN_KEY": ADMIN_KEY},
+    )
+    with running:
+        client = sdk(running, "sk-cluster-e2e")
+        prompt = unique_prompt()
+        assert (
+            client.chat.completions.with_raw_response.create(model=MODEL, messages=prompt).headers["x-deja-cache"]
+            == "miss"
+        )
+        assert wait_for_hit(client, model=MODEL, messages=prompt).headers["x-deja-cache"] == "hit-exact"
+
+        answer = learn(client, "How do I reverse a list in Python?", indexed_in=running)
+        raw = ask(client, "In Python, how can I reverse a list?")
+        assert raw.headers["x-deja-cache"] == "hit-semantic"
+        assert raw.parse().choices[0].message.content == answer.choices[0].message.content
+
+    async def embeddings_cached() -> int:
+        probe = redis_client(valkey_cluster.url, timeout_ms=1000, pool_size=2)
+        try:
+            return len([key async for key in probe.scan_iter(match="deja:emb:*", count=1000)])
+        finally:
+            await probe.aclose()
+
+    assert asyncio.run(embeddings_cached()) >= 2  # the embedder's cache wrote to the cluster
+    tenant = blake3.blake3(b"sk-cluster-e2e").hexdigest()
+    owner = valkey_cluster.primary_of(f"{{{tenant}}}")
+    assert owner.client().exists(f"deja:{{{tenant}}}:idx")
+
+
+# -- failover under load -----------------------------------------------------------------------
+
+
+class GatewayLoad(threading.Thread):
+    """Chat requests through the gateway, each prompt asked twice (a miss that stores, then usually
+    a hit), until stopped; every exception a client sees is kept."""
+
+    def __init__(self, client: openai.OpenAI) -> None:
+        super().__init__(daemon=True)
+        self.client, self.stop, self.errors, self.responses = client, threading.Event(), [], 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            prompt = unique_prompt("What does a failover do?")
+            for _ in range(2):
+                try:
+                    self.client.chat.completions.with_raw_response.create(model=MODEL, messages=prompt)
+                    self.responses += 1
+                except Exception as exc:  # any error is what the test looks for
+                    self.errors.append(repr(exc))
+
+
+async def test_a_killed_primary_is_replaced_and_nothing_acknowledged_a_second_before_is_lost(tmp_path, own_cluster):
+    valkey = ValkeyCluster(tmp_path / "valkey").start()
+    try:
+        await _failover_under_load(valkey, own_cluster)
+    finally:
+        valkey.stop()
+
+
+async def _failover_under_load(valkey: ValkeyCluster, own_cluster) -> None:
+    gateway = await asyncio.to_thread(own_cluster, redis_url=valkey.url)
+    api_key = "sk-failover"
+    victim = valkey.primary_of(f"{{{blake3.blake3(api_key.encode()).hexdigest()}}}")
+    heir = valkey.replica_of(victim)
+    tenants = tenant_on_each_primary(valkey)
+    doomed_tenant = tenants[victim.port]
+
+    store = RedisExactStore.from_url(valkey.url, timeout_ms=250, pool_size=16, **single_store.LIMITS)
+    acknowledged: list[tuple[float, str, bytes]] = []  # (when, tenant, key) of each Put that returned
+    outcomes: list[tuple[float, str, bool, float]] = []  # (when, tenant, ok, seconds) of every call
+    errors: set[str] = set()
+    stop = asyncio.Event()
+
+    async def writer(tenant: str) -> None:
+        while not stop.is_set():
+            key = os.urandom(32)
+            for op in ("put", "get"):
+                began = time.monotonic()
+                try:
+                    if op == "put":
+                        await store.put(common_pb2.Scope(tenant=tenant), key, single_store.entry(), 0)
+                        acknowledged.append((time.monotonic(), tenant, key))
+                    else:
+                        await store.get(common_pb2.Scope(tenant=tenant), key)
+                    outcomes.append((began, tenant, True, time.monotonic() - began))
+                except Exception as exc:
+                    errors.add(type(exc).__name__)
+                    outcomes.append((began, tenant, False, time.monotonic() - began))
+            await asyncio.sleep(0.005)
+
+    load = GatewayLoad(sdk(gateway, api_key))
+    load.start()
+    writers = [asyncio.create_task(writer(t)) for t in tenants.values()]
+    try:
+        await asyncio.sleep(2.0)
+        killed_at = time.monotonic()
+        valkey.kill(victim)
+        deadline = killed_at + 20
+        while valkey.role(heir) != "master":
+            assert time.monotonic() < deadline, "the replica was not promoted"
+            await asyncio.sleep(0.05)
+        promoted_at = time.monotonic()
+        # The same store client, never rebuilt, writes to the failed-over shard again.
+        while not any(ok and t == doomed_tenant and when > promoted_at for when, t, ok, _ in list(outcomes)):
+            assert time.monotonic() < deadline, "the store did not reconnect to the promoted replica"
+            await asyncio.sleep(0.05)
+        recovered_at = time.monotonic()
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+        load.stop.set()
+        await asyncio.to_thread(load.join, 30)
+
+    failed = [(when, seconds) for when, _t, ok, seconds in outcomes if not ok]
+    print(
+        f"\nfailover: promoted {promoted_at - killed_at:.2f}s after the kill, store writing to the shard again "
+        f"{recovered_at - killed_at:.2f}s after; {len(outcomes)} store calls, {len(failed)} failed (slowest "
+        f"{max((s for _w, s in failed), default=0) * 1000:.0f} ms; {sorted(errors)}); "
+        f"{load.responses} gateway responses"
+    )
+    assert load.errors == [], f"the gateway's clients saw errors: {load.errors[:3]}"
+    assert load.responses > 20
+    assert max(seconds for *_rest, seconds in outcomes) < 1.0, "a call outlived the 250 ms timeout by far"
+    assert failed, "the kill went unnoticed: the test did not exercise a failover"
+    # what the servicer turns into UNAVAILABLE / DEADLINE_EXCEEDED, which the gateway takes as a miss
+    assert errors <= {"ConnectionError", "TimeoutError"}, errors
+    assert all(killed_at - 0.5 <= when <= recovered_at for when, _s in failed), "failures outside the failover"
+
+    old_enough = [(tenant, key) for when, tenant, key in acknowledged if when < killed_at - 1.0]
+    assert sum(tenant == doomed_tenant for tenant, _key in old_enough) > 10
+    lost = [key.hex() for tenant, key in old_enough if await store.get(common_pb2.Scope(tenant=tenant), key) is None]
+    assert lost == [], f"{len(lost)} of {len(old_enough)} entries acknowledged >1 s before the kill are gone"
+    last_second = [(t, k) for when, t, k in acknowledged if killed_at - 1.0 <= when < killed_at and t == doomed_tenant]
+    gone = sum([await store.get(common_pb2.Scope(tenant=t), k) is None for t, k in last_second])
+    print(f"of {len(last_second)} writes to the killed shard acked in the last second before the kill, {gone} lost")
+
+    # Through the gateway too: its store process reconnected by itself, a repeat is a hit again.
+    client = sdk(gateway, api_key)
+    prompt = unique_prompt()
+    client.chat.completions.create(model=MODEL, messages=prompt)
+    assert wait_for_hit(client, model=MODEL, messages=prompt).headers["x-deja-cache"] == "hit-exact"
+    await store.close()
