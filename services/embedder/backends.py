@@ -1,6 +1,6 @@
 """Embedding backends: text -> L2-normalised float32 vectors, behind one small protocol.
 
-`onnx` runs the graph `export_onnx.py` builds (BERT + mean pooling + L2 norm inside it) with
+`onnx` runs the graph `build_onnx.py` builds (BERT + mean pooling + L2 norm inside it) with
 ONNX Runtime on CPU; `triton` (triton_backend.py) sends token ids to a Triton server running the
 same graph; `mlx` (mlx_backend.py) runs the same weights with Apple's MLX. Each module exposes
 `create(settings) -> EmbeddingBackend` and imports its runtime only when chosen.
