@@ -62,10 +62,9 @@ def test_bad_values_are_refused_naming_the_header(headers, param):
     assert info.value.status == 400 and info.value.param == param
 
 
-def test_compact_answers_are_not_available_in_this_build():
-    with pytest.raises(ApiError) as info:
-        cache_control_from({"x-deja-format": "tauq"})
-    assert info.value.status == 400 and info.value.code == "format_unavailable" and "tauq" in info.value.message
+def test_compact_answers_are_accepted_and_change_nothing_in_the_cache_control():
+    # the conversion itself is services/gateway/compact_answers (tests/test_tauq_gateway.py)
+    assert cache_control_from({"x-deja-format": " Tauq "}) == CacheControl()
 
 
 def test_ttls_combine_with_the_time_sensitive_policy_and_thresholds_only_tighten():
@@ -155,7 +154,7 @@ def test_namespaces_partition_a_tenants_cache(cluster):
 @pytest.mark.parametrize(
     "headers",
     [{"Cache-Control": "max-age=x"}, {"X-Deja-TTL": "-5"}, {"X-Deja-Namespace": "no spaces"},
-     {"X-Deja-Semantic": "sometimes"}, {"X-Deja-Threshold": "2"}, {"X-Deja-Format": "tauq"}],
+     {"X-Deja-Semantic": "sometimes"}, {"X-Deja-Threshold": "2"}, {"X-Deja-Format": "yaml"}],
 )  # fmt: skip
 def test_bad_cache_headers_get_a_clear_error_and_nothing_reaches_the_provider(cluster, headers):
     body = {"model": MODEL, "messages": unique_prompt()}

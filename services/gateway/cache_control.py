@@ -12,7 +12,8 @@
     X-Deja-Max-Error: r            error budget for this request (a rate in [0, 1]); only ever tightens
                                    DEJA_MAX_ERROR_RATE
     X-Deja-Judge: off              no judge call for this request: the uncertain band is a miss
-    X-Deja-Format: tauq            compact answers: not available in this build (400, format_unavailable)
+    X-Deja-Format: tauq            JSON in the answer (tool-call arguments, JSON content) comes back in
+                                   Tauq notation; the cached entry is unchanged (see compact_answers)
 
 TTLs are capped by the store (DEJA_CACHE_MAX_TTL_S) and never exceed the short TTL the policy
 gives time-sensitive prompts. A malformed value is a 400 naming the header, never ignored:
@@ -92,15 +93,7 @@ def _policy_and_max_age(raw: str | None) -> tuple[Policy, int | None]:
 def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
     """Parse and check every cache header of a request; ApiError(400) on a bad one."""
     compact = headers.get("x-deja-format")
-    if compact is not None:
-        if compact.strip().lower() == "tauq":
-            raise ApiError(
-                400,
-                "X-Deja-Format: tauq is not available in this build (the tauq package ships no installable "
-                "wheel); send the request without the header to get the provider's bytes",
-                param="X-Deja-Format",
-                code="format_unavailable",
-            )
+    if compact is not None and compact.strip().lower() != "tauq":
         raise _bad("X-Deja-Format", f"unknown format {compact!r} (the only one defined is tauq)")
     policy, max_age = _policy_and_max_age(headers.get("cache-control"))
     ttl = max_age or 0

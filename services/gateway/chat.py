@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from deja.clients import DependencyError, StoreClient
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2
-from services.gateway import observe
+from services.gateway import compact_answers, observe
 from services.gateway.api_format import ApiFormat, CacheableRequest
 from services.gateway.cache_control import CacheControl, cache_control_from
 from services.gateway.cache_policy import Policy, entry_key, tenant_of
@@ -159,7 +159,7 @@ class ChatCompletions:
 
     async def handle(self, request: Request) -> Response:
         try:
-            return await self._handle(request)
+            return compact_answers.compact(await self._handle(request), request.headers, self.fmt.api)
         except ApiError as exc:  # in the API's own error shape
             return self.fmt.error_response(exc)
 
@@ -167,6 +167,7 @@ class ChatCompletions:
         started = time.perf_counter()
         control = cache_control_from(request.headers)
         chat = self.fmt.parse(await read_body(request, self.max_body_bytes), request.headers)
+        compact_answers.refuse_stream(request.headers, chat)
         api_key = self.fmt.api_key(request.headers)
         # No key, no tenant: such a request is forwarded but never read from or written to the cache.
         policy = control.policy if api_key else Policy.BYPASS

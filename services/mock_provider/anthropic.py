@@ -22,6 +22,7 @@ from services.gateway.anthropic_sse import error_event, replay_events
 from services.gateway.semantic_key import last_user_text
 from services.mock_provider import truth as ground_truth
 from services.mock_provider.answers import answer_for, cluster_for, digest_words
+from services.mock_provider.json_answers import json_text
 from services.mock_provider.judge import Judge, Pair
 
 
@@ -82,7 +83,8 @@ def message_for(body: dict, truth: Mapping[str, str] | None = None) -> dict:
         content.append({"type": "text", "text": f"I'll use {name} for this."})
         content.append({"type": "tool_use", "id": "toolu_" + digest, "name": name, "input": {"query": prompt}})
     else:
-        content.append({"type": "text", "text": answer_for(body, prompt, cluster_for(body, truth))})
+        text = json_text(body, prompt) or answer_for(body, prompt, cluster_for(body, truth))
+        content.append({"type": "text", "text": text})
     output_tokens = sum(len(str(block).split()) for block in content)
     return _message(body, content, "tool_use" if calls_tool else "end_turn", output_tokens)
 

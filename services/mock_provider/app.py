@@ -11,7 +11,9 @@ apart. Tests steer it with request headers:
 
 Tools offered are called one per turn, in order, until each has a result; then the answer is
 text (so a request offering three tools drives a three-step tool loop). `reasoning_effort` adds
-`reasoning_content` to the message, as reasoning providers (DeepSeek, vLLM) stream it.
+`reasoning_content` to the message, as reasoning providers (DeepSeek, vLLM) stream it. A request
+for JSON (`response_format` json_object, or "in JSON" in the prompt) gets a JSON answer
+(`json_answers.py`).
 
 `POST /v1/messages` speaks Anthropic's Messages format the same way (see `anthropic.py`).
 
@@ -49,6 +51,7 @@ from services.gateway.sse import event, replay_chunks
 from services.mock_provider import anthropic
 from services.mock_provider import truth as ground_truth
 from services.mock_provider.answers import answer_for, cluster_for, digest_words
+from services.mock_provider.json_answers import json_text
 from services.mock_provider.judge import Judge, Pair, anthropic_pair, openai_pair
 
 
@@ -93,7 +96,7 @@ def _completion(body: dict, message: dict, finish_reason: str, completion_tokens
 
 def completion_for(body: dict, truth: Mapping[str, str] | None = None) -> dict:
     call = _tool_call_for(body)
-    text = None if call else answer_for(body, _prompt(body), cluster_for(body, truth))
+    text = None if call else json_text(body, _prompt(body)) or answer_for(body, _prompt(body), cluster_for(body, truth))
     message = {"role": "assistant", "content": text, "refusal": None}
     if body.get("reasoning_effort"):
         message["reasoning_content"] = f"Thinking about {_prompt(body)[:60]!r}: " + digest_words(body, 10) + "."

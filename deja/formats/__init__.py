@@ -1,0 +1,1 @@
+"""Text notations for JSON values (Tauq: `deja.formats.tauq`)."""
