@@ -49,10 +49,10 @@ TARGETS = "exact hit p50 <= 2 ms; >= 1,500 req/s with one gateway worker; RSS <=
 # -- a minimal HTTP/1.1 keep-alive client -------------------------------------------------
 
 
-def post_bytes(port: int, path: str, body: bytes) -> bytes:
+def post_bytes(port: int, path: str, body: bytes, key: str = API_KEY) -> bytes:
     """One complete POST request, built once and sent as is on every call."""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body

@@ -18,17 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import uvloop
 
-from deja.bench import CHAT_PATH, HttpConnection
+from deja.bench import CHAT_PATH, HttpConnection, post_bytes
 
 PROBE_EVERY_S = 0.020
-
-
-def request(port: int, key: str, body: bytes) -> bytes:
-    head = (
-        f"POST {CHAT_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 @dataclass
@@ -118,10 +110,10 @@ async def _offer(port: int, requests: list[bytes], rate: float, until: float) ->
 
 
 async def _run(port: int, key: str, paraphrases: list[bytes], probe_body: bytes, rate: float, seconds: float) -> dict:
-    probe = request(port, key, probe_body)
+    probe = post_bytes(port, CHAT_PATH, probe_body, key)
     idle = await _probe(port, probe, time.perf_counter() + min(seconds, 5.0))
     until = time.perf_counter() + seconds
-    requests = [request(port, key, body) for body in paraphrases]
+    requests = [post_bytes(port, CHAT_PATH, body, key) for body in paraphrases]
     (offered, shed), loaded = await asyncio.gather(
         _offer(port, requests, rate, until), _probe(port, probe, until)
     )  # fmt: skip
