@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,10 +41,43 @@ METRICS_ENV = {
 }
 
 
+# Ports handed out by free_port() in this process: never handed out twice.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, distinct from every other port this process was handed.
+
+    Not a kernel-chosen port 0: the kernel hands those out of the ephemeral range, where it also
+    picks the local ports of outgoing connections, and may hand the same one out twice once it is
+    closed. Either way a service could then find its port taken (a CI run once had the gateway's
+    port served by another process's metrics endpoint). So: random ports below that range,
+    each checked by binding it, none repeated.
+    """
+    low, high = _ephemeral_range()
+    first, last = (20000, low - 1) if low > 21000 else (high + 1, 65535)
+    with _handed_out_lock:
+        for _ in range(1000):
+            port = random.randint(first, last)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port between {first} and {last}")
 
 
 def redis_server_binary() -> str:
@@ -133,9 +167,11 @@ def grpc_ready(addr: str, service: str = "") -> bool:
 
 
 def http_ready(url: str) -> bool:
+    """Our /healthz answers {"status": "ok"}; any other 200 is some other process on that port."""
     try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
+        response = httpx.get(url, timeout=0.5)
+        return response.status_code == 200 and response.json().get("status") == "ok"
+    except (httpx.HTTPError, ValueError, AttributeError):
         return False
 
 
