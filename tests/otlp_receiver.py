@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from deja.cluster import free_port
+from tools.cluster import free_port
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from deja.chaos import json_text, question, stream_text
+from tools.chaos import json_text, question, stream_text
 
 OPENAI_STREAM = (
     b'data: {"choices": [{"delta": {"content": "Hello "}}]}\n\n'

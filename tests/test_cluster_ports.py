@@ -8,7 +8,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from deja.cluster import _ephemeral_range, free_port, http_ready
+from tools.cluster import _ephemeral_range, free_port, http_ready
 
 
 def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range():

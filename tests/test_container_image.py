@@ -114,7 +114,7 @@ def test_the_chart_finds_the_model_repository_and_the_entrypoint_where_the_image
     chart_init_source = "/app/deploy/triton/model_repository/."  # templates/triton.yaml's init container
     assert chart_init_source == f"{workdir}/deploy/triton/model_repository/."
     entrypoint = next(args for word, args in steps if word == "ENTRYPOINT")
-    assert entrypoint == '["python", "-m", "deja"]'  # the chart passes ["serve", <service>]
+    assert entrypoint == '["python", "-m", "services"]'  # the chart passes ["serve", <service>]
 
 
 def test_the_hashed_lock_pins_requirements_lock_versions_each_with_hashes():

@@ -19,7 +19,6 @@ import redis.asyncio as aioredis
 from google.protobuf import text_format
 
 from deja.clients import BadRequest, EmbedderClient
-from deja.cluster import free_port
 from deja.grpc_server import run_grpc_service
 from deja.settings import ConfigError, load
 from deja.v1 import embedder_pb2_grpc
@@ -30,6 +29,7 @@ from services.embedder.embedder import Embedder
 from services.embedder.main import SERVICE_NAME
 from services.embedder.servicer import EmbedderServicer
 from services.embedder.settings import EmbedderSettings
+from tools.cluster import free_port
 
 MODEL = resolve(EmbedderSettings.model_path)
 TRITON = resolve("deploy/triton/model_repository/embedder")

@@ -1,4 +1,4 @@
-"""The embedder's ONNX graph as `make models` builds it without torch (services/embedder/build_onnx.py).
+"""The embedder's ONNX graph as `make models` builds it without torch (tools/models/build_onnx.py).
 
 Its equality with the torch export (cosine >= 0.9999) is the developer target
 `make check-embedder-export`: CI has no torch. Here: the build is reproducible and torch-free, it is
@@ -19,9 +19,9 @@ import pytest
 from tokenizers import Tokenizer
 
 from services.embedder.backends import default_tokenizer_path, resolve
-from services.embedder.build_onnx import build, model_dir, read_safetensors
 from services.embedder.settings import EmbedderSettings
 from services.verifier.onnx_weights import read_weights
+from tools.models.build_onnx import build, model_dir, read_safetensors
 
 REPO = resolve(".")
 MODEL = resolve(EmbedderSettings.model_path)
@@ -81,7 +81,7 @@ def test_the_cli_builds_the_same_bytes_without_torch(built, tmp_path):
     script = (
         "import sys, runpy; sys.modules.update(torch=None, transformers=None); "  # importing either now fails
         f"sys.argv = ['build_onnx', '--out', {str(out)!r}]; "
-        "runpy.run_module('services.embedder.build_onnx', run_name='__main__')"
+        "runpy.run_module('tools.models.build_onnx', run_name='__main__')"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=120)
     assert out.read_bytes() == built
@@ -93,7 +93,7 @@ def test_make_models_builds_this_file_with_no_torch_on_the_way():
     plan = subprocess.run(
         ["make", "-n", "-B", "setup", "models", "run", "test"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
-    assert f".venv/bin/python services/embedder/build_onnx.py --out {MODEL.relative_to(REPO)}" in plan
+    assert f".venv/bin/python tools/models/build_onnx.py --out {MODEL.relative_to(REPO)}" in plan
     assert ".venv-export" not in plan and "export_onnx" not in plan and "torch" not in plan
     installed = (REPO / "requirements.lock").read_text() + (REPO / "requirements-models.txt").read_text()
     assert not [line for line in installed.splitlines() if line.lower().startswith(("torch", "transformers"))]

@@ -19,7 +19,7 @@ def test_deja_eval_prints_one_json_object_with_both_scorers(tmp_path):
     with gzip.open(pairs, "wt") as handle:
         handle.write("text_a\ttext_b\tlabel\n" + "".join(f"{a}\t{b}\t{y}\n" for a, b, y in rows))
     result = subprocess.run(
-        [sys.executable, "-m", "deja", "eval", "--pairs", str(pairs)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tools", "eval", "--pairs", str(pairs)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -42,7 +42,7 @@ def test_deja_eval_workload_replays_through_the_cluster_and_scores_hits(tmp_path
     path = tmp_path / "tiny.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in workload))
     result = subprocess.run(
-        [sys.executable, "-m", "deja", "eval", "--workload", str(path)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "tools", "eval", "--workload", str(path)], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deja.eval_metrics import at_threshold, auc, recall_at_precision, report, threshold_for_precision
+from tools.eval.metrics import at_threshold, auc, recall_at_precision, report, threshold_for_precision
 
 
 def test_auc_matches_the_pairwise_definition():

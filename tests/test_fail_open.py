@@ -7,8 +7,8 @@ import httpx
 import openai
 import pytest
 
-from deja.cluster import free_port
 from tests.conftest import sdk, unique_prompt, upstream_calls, wait_for_hit
+from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
 

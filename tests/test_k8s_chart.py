@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from deja.cli import SERVICES
 from deja.settings import load
 from deja.v1 import embedder_pb2, semantic_index_pb2, store_pb2, verifier_pb2
 from services.embedder.settings import EmbedderSettings
+from services.launcher import SERVICES
 from services.store.settings import StoreSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -512,3 +512,15 @@ def test_values_that_cannot_work_are_refused_with_a_message(sets, message):
     result = helm_template(*[arg for item in sets for arg in ("--set", item)])
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_the_charts_ports_are_the_services_defaults():
+    """values.yaml repeats each service's default ports (Helm cannot import them): held to deja.endpoints."""
+    from deja.endpoints import SERVICES as ENDPOINTS
+
+    services = yaml.safe_load((CHART / "values.yaml").read_text())["components"]
+    for name, (prefix, port, metrics_port, _) in ENDPOINTS.items():
+        key = "semanticIndex" if name == "semantic-index" else name
+        assert services[key]["port"] == port, name
+        assert services[key]["metricsPort"] == metrics_port, name
+        assert services[key]["envPrefix"] == prefix, name

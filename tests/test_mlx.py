@@ -30,7 +30,6 @@ import onnx
 from onnx import helper
 
 from deja.clients import EmbedderClient, VerifierClient
-from deja.cluster import free_port
 from deja.settings import ConfigError, load
 from deja.v1 import verifier_pb2
 from services.embedder import main as embedder_main
@@ -44,6 +43,7 @@ from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.onnx_weights import read_bert
 from services.verifier.scorer import load_scorer
 from services.verifier.settings import VerifierSettings, bundled_model_dir
+from tools.cluster import free_port
 
 EMBEDDER_ONNX = resolve(EmbedderSettings.model_path)
 MAX_TOKENS = 24  # both embedder backends truncate here: the long text below is cut, and runs stay cheap

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from deja.clients import BadRequest, DependencyUnavailable, SemanticIndexClient
-from deja.cluster import free_port
 from deja.settings import ConfigError, load
 from deja.v1 import common_pb2
 from services.semantic_index.backend import MAX_K, IndexPoint, InvalidRequest, SearchQuery, now_ms, point_id
@@ -23,6 +22,7 @@ from services.semantic_index.edge_backend import EdgeBackend
 from services.semantic_index.main import SERVICE_NAME, serve
 from services.semantic_index.qdrant_backend import QdrantBackend
 from services.semantic_index.settings import SemanticIndexSettings
+from tools.cluster import free_port
 
 HOUR_MS = 3_600_000
 V1 = "minilm-v1"

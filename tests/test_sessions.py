@@ -21,7 +21,6 @@ import redis
 import zstandard
 
 from deja.clients.sessions import SessionClient
-from deja.cluster import free_port, grpc_ready
 from deja.settings import ConfigError, load
 from deja.v1 import sessions_pb2
 from services.gateway.cache_policy import tenant_of
@@ -32,6 +31,7 @@ from services.store.sessions.records import Ref
 from services.store.sessions.settings import SessionSettings
 from services.store.sessions.wiring import build_memory
 from tests.conftest import make_cluster, sdk
+from tools.cluster import free_port, grpc_ready
 
 pytestmark = pytest.mark.integration
 
@@ -312,7 +312,7 @@ def embedder_port(tmp_path_factory):
     port = free_port()
     log = (tmp_path_factory.mktemp("embedder") / "embedder.log").open("wb")
     env = {**os.environ, "DEJA_EMBEDDER_PORT": str(port), "DEJA_EMBEDDER_METRICS_PORT": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "deja", "serve", "embedder"], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "services", "serve", "embedder"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while not grpc_ready(f"127.0.0.1:{port}"):
         assert proc.poll() is None and time.monotonic() < deadline, "embedder did not start"

@@ -49,7 +49,7 @@ def test_service_level_validation():
 
 def test_a_service_with_bad_config_exits_at_once_naming_the_variable():
     result = subprocess.run(
-        [sys.executable, "-m", "deja", "serve", "store"],
+        [sys.executable, "-m", "services", "serve", "store"],
         env={"DEJA_REDIS_TIMEOUT_MS": "soon", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -62,7 +62,7 @@ def test_a_service_with_bad_config_exits_at_once_naming_the_variable():
 
 def test_readme_documents_every_setting():
     readme = open("README.md").read()
-    from deja.cli import settings_classes
+    from services.launcher import settings_classes
 
     for cls in settings_classes():
         for env, _default, _doc in describe(cls):

@@ -9,12 +9,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from deja.clients import BadRequest, DependencyUnavailable, StoreClient
-from deja.cluster import free_port
 from deja.grpc_server import run_grpc_service
 from deja.v1 import common_pb2, store_pb2, store_pb2_grpc
 from services.store.main import SERVICE_NAME
 from services.store.redis_store import InvalidRequest, RedisExactStore, totals
 from services.store.servicer import StoreServicer
+from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
 

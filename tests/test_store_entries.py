@@ -9,12 +9,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from deja.clients import BadRequest, StoreClient
-from deja.cluster import free_port
 from deja.v1 import common_pb2, store_pb2
 from services.store.entries import EntryAdmin, InvalidFilter
 from services.store.main import SERVICE_NAME
 from services.store.redis_store import RedisExactStore
 from tests.test_store import _serve, _until
+from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -208,7 +208,7 @@ def test_dumps_refuses_what_json_cannot_say(value):
 
 
 def test_the_savings_corpus_round_trips_and_tauq_takes_fewer_tokens():
-    from deja.formats import tauq_savings
+    from tools import tauq_savings
 
     enc = tauq_savings.encoder()
     if enc is None:

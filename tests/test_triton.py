@@ -17,9 +17,7 @@ from tritonclient.grpc import model_config_pb2
 
 from deja.clients import DependencyTimeout, DependencyUnavailable, EmbedderClient
 from deja.clients.triton import VERSION_PARAMETER, TritonModel
-from deja.cluster import free_port
 from deja.settings import ConfigError, load
-from deja.triton_server import MODEL_REPOSITORY, TritonServer
 from services.embedder import triton_backend
 from services.embedder.backends import create_backend, file_version
 from services.embedder.settings import EmbedderSettings
@@ -30,6 +28,8 @@ from services.verifier.settings import VerifierSettings
 from tests.conftest import make_cluster, sdk, upstream_calls
 from tests.otlp_receiver import OtlpReceiver, missing_edges
 from tests.test_embedder import _serve
+from tools.cluster import free_port
+from tools.triton_server import MODEL_REPOSITORY, TritonServer
 
 TEXTS = [
     "How do I center a div?",

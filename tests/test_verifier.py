@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from deja.clients import BadRequest, DependencyUnavailable, VerifierClient
-from deja.cluster import free_port
 from deja.settings import ConfigError, load
 from deja.v1 import verifier_pb2, verifier_pb2_grpc
 from services.verifier.main import SERVICE_NAME, serve
 from services.verifier.scorer import load_scorer
 from services.verifier.settings import BUNDLED_MODEL_ID, VerifierSettings
+from tools.cluster import free_port
 
 QUERY = "How do I center a div?"
 PARAPHRASE = "How can I center a div?"

@@ -3,7 +3,7 @@
 Model tests load the real int8 and fp32 ONNX files through the service's scorer and check
 behaviour (symmetry, calibrated range, traps below paraphrases), not metric thresholds: those are
 measured by `make train-verifier` and recorded in MODEL_CARD.md. Generator tests run the torch-free
-rules of services/verifier/training on fixed inputs.
+rules of tools/training on fixed inputs.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from deja.settings import load
 from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.scorer import load_calibration, load_pair_order, load_scorer
 from services.verifier.settings import SHIPPED_MODEL_DIR, VerifierSettings
-from services.verifier.training import hard_cases
-from services.verifier.training.calibrate import expected_calibration_error, fit_platt
-from services.verifier.training.data import cluster_positives, mutated_pairs, read_split
-from services.verifier.training.templates import template_pairs
-from services.verifier.training.traps import TRAPS
+from tools.training import hard_cases
+from tools.training.calibrate import expected_calibration_error, fit_platt
+from tools.training.data import cluster_positives, mutated_pairs, read_split
+from tools.training.templates import template_pairs
+from tools.training.traps import TRAPS
 
 MODEL = SHIPPED_MODEL_DIR
 MAX_FILE_BYTES = 40 * 1024 * 1024
@@ -280,7 +280,7 @@ def test_contrast_gives_every_negative_mutations_question_a_harmless_edit():
 
 
 def test_mined_neighbours_are_the_nearest_others_above_the_floor_best_first():
-    from services.verifier.training.mine import neighbours
+    from tools.training.mine import neighbours
 
     vectors = np.array([[1.0, 0.0], [0.96, 0.28], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
     found = neighbours(vectors, [0, 3], k=2, floor=0.5)
@@ -290,7 +290,7 @@ def test_mined_neighbours_are_the_nearest_others_above_the_floor_best_first():
 
 
 def test_mined_pairs_take_labels_only_from_clusters_wholly_in_train(tmp_path):
-    from services.verifier.training.mine import clusters_of
+    from tools.training.mine import clusters_of
 
     (tmp_path / "qqp").mkdir()
     write_clusters(tmp_path / "qqp" / "clusters.jsonl.gz", {0: ["a1", "a2"], 1: ["b1", "t1"], 2: ["c1"]})
@@ -305,7 +305,7 @@ def write_checklist(path, tests: dict[str, int]) -> None:
 
 
 def test_checklist_training_takes_at_most_n_pairs_of_every_train_test(tmp_path):
-    from services.verifier.training.data import checklist_rows, checklist_tests
+    from tools.training.data import checklist_rows, checklist_tests
 
     write_checklist(tmp_path / "checklist" / "train.tsv.gz", {"negation": 10, "roles": 3})
     write_checklist(tmp_path / "checklist" / "test.tsv.gz", {"held out": 5})
@@ -316,7 +316,7 @@ def test_checklist_training_takes_at_most_n_pairs_of_every_train_test(tmp_path):
 
 
 def test_a_recipe_with_mined_pairs_needs_the_miner_first(tmp_path, monkeypatch):
-    from services.verifier.training import data
+    from tools.training import data
 
     monkeypatch.setattr(data, "MINED_PATH", tmp_path / "mined.tsv.gz")
     with pytest.raises(SystemExit, match="mine"):
@@ -327,9 +327,9 @@ def test_a_recipe_with_mined_pairs_needs_the_miner_first(tmp_path, monkeypatch):
 
 
 def test_the_workload_replay_serves_the_verified_neighbour_and_caches_misses():
-    from deja.eval_workload import neighbours
-    from services.verifier.training.evaluate import embedder
-    from services.verifier.training.workload_eval import Replay
+    from tools.eval.workload import neighbours
+    from tools.training.evaluate import embedder
+    from tools.training.workload_eval import Replay
 
     requests = [
         {"question": "How do I sort a list in ascending order in Python?", "cluster": "asc"},

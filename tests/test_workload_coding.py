@@ -3,7 +3,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from deja.workload_coding import (
+from tools.eval.workload_coding import (
     MAX_ASKS,
     MIN_ASKS,
     all_intents,

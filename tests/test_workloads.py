@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from deja.workloads import checklist_workload, limited, qqp_workload, read_jsonl, write_jsonl
+from tools.eval.workloads import checklist_workload, limited, qqp_workload, read_jsonl, write_jsonl
 
 
 def write_tsv(path, rows, extra=()):

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-from deja.cluster import free_port, redis_server_binary
+from tools.cluster import free_port, redis_server_binary
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000

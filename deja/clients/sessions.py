@@ -1,20 +1,11 @@
-"""Typed client of the session memory service (served by the store process), and the one
-rule for session ids that the gateway and the store both apply."""
+"""Typed client of the session memory service (served by the store process)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from deja.clients.base import CircuitBreaker, GrpcClient
 from deja.v1 import sessions_pb2, sessions_pb2_grpc
-
-_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-SESSION_ID_RULE = "session id must be 1-128 characters of [A-Za-z0-9._:-], starting with a letter or digit"
-
-
-def is_valid_session_id(session_id: str) -> bool:
-    return bool(_SESSION_ID.fullmatch(session_id))
 
 
 class SessionClient(GrpcClient):

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_DEPTH = 100  # nesting limit of arrays and objects, both ways (the reference parser has the same)
-# Layout, chosen by tokens (cl100k_base, python -m deja.formats.tauq_savings): every line's indent
+# Layout, chosen by tokens (cl100k_base, python -m tools.tauq_savings): every line's indent
 # and break costs about a token, so containers stay on one line up to INLINE_WIDTH characters and
 # nesting is shown by one space. Lists that become schema rows always take lines of their own.
 INLINE_WIDTH = 200

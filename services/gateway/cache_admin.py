@@ -13,7 +13,6 @@ sweep never trips the circuit breakers of the request path.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from typing import Any
 import orjson
 
 from deja.clients import BadRequest, DependencyError, SemanticIndexClient, StoreClient
+from deja.ids import is_valid_entry_id, is_valid_tenant
 from deja.logs import get_logger
-from deja.tenancy import is_valid_tenant
 from deja.v1 import store_pb2
 from services.gateway.cache_control import check_namespace
 from services.gateway.errors import ApiError
@@ -32,7 +31,6 @@ from services.gateway.stats import stats_json
 
 log = get_logger("deja.gateway.admin")
 
-ENTRY_ID = re.compile(r"^[0-9a-f]{64}$")
 MAX_IDS = 1000
 MAX_TEXT = 1000
 SEMANTIC_BATCH = 5000
@@ -48,7 +46,7 @@ def unavailable(what: str) -> ApiError:
 
 
 def check_entry_id(value: Any, where: str = "entry_id") -> str:
-    if not isinstance(value, str) or not ENTRY_ID.match(value):
+    if not isinstance(value, str) or not is_valid_entry_id(value):
         raise bad(f"'{where}' must be an entry id: 64 lowercase hex characters (the X-Deja-Entry header)", where)
     return value
 

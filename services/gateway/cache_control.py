@@ -23,15 +23,13 @@ a client that asked for a TTL or a partition must not silently get another.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from deja.ids import NAMESPACE_RULE, is_valid_namespace
 from services.gateway.cache_policy import Policy
 from services.gateway.errors import ApiError
 
-_NAMESPACE = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
-NAMESPACE_RULE = "1-64 characters of [A-Za-z0-9._:/-]"
 MAX_SECONDS = 10 * 365 * 86_400  # anything longer is capped by the store anyway
 
 
@@ -100,7 +98,7 @@ def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
     if headers.get("x-deja-ttl") is not None:
         ttl = _seconds("X-Deja-TTL", headers["x-deja-ttl"], minimum=1)
     namespace = (headers.get("x-deja-namespace") or "").strip()
-    if namespace and not _NAMESPACE.match(namespace):
+    if namespace and not is_valid_namespace(namespace):
         raise _bad("X-Deja-Namespace", f"must be {NAMESPACE_RULE}")
     semantic = _on_off(headers, "X-Deja-Semantic")
     threshold = _probability(headers, "X-Deja-Threshold")
@@ -135,6 +133,6 @@ def _probability(headers: Mapping[str, str], header: str) -> float | None:
 
 def check_namespace(namespace: str, where: str) -> str:
     """The same rule for namespaces named in an admin or feedback request body/query."""
-    if not _NAMESPACE.match(namespace):
+    if not is_valid_namespace(namespace):
         raise ApiError(400, f"'{where}' must be {NAMESPACE_RULE}", param=where, code="invalid_value")
     return namespace

@@ -30,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from deja.clients import CircuitBreaker, DependencyError
-from deja.clients.sessions import SESSION_ID_RULE, SessionClient, is_valid_session_id
+from deja.clients.sessions import SessionClient
+from deja.endpoints import addr_setting
+from deja.ids import SESSION_ID_RULE, is_valid_session_id
 from deja.logs import get_logger
 from deja.settings import check_addr, setting
 from deja.v1 import sessions_pb2
@@ -51,7 +53,7 @@ RECALLED_ROLES = ("user", "assistant")
 
 @dataclass(frozen=True)
 class MemorySettings:
-    store_addr: str = setting("DEJA_STORE_ADDR", "127.0.0.1:50051", "host:port of the store service (L1)")
+    store_addr: str = addr_setting("store")
     timeout_ms: int = setting(
         "DEJA_SESSION_TIMEOUT_MS", 2000, "deadline of the gateway's session calls (endpoints, recording)", minimum=1
     )

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from deja.ids import ENTRY_ID_PATTERN
+
 SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-ENTRY_ID = r"^[0-9a-f]{64}$"
+ENTRY_ID = f"^{ENTRY_ID_PATTERN}$"
 TENANT = r"^[A-Za-z0-9_-]{1,128}$"
 NAMESPACE = r"^[A-Za-z0-9._:/-]{1,64}$"
 

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from deja.clients import BadRequest, DependencyError
-from deja.clients.sessions import SESSION_ID_RULE, is_valid_session_id
+from deja.ids import SESSION_ID_RULE, is_valid_session_id
 from deja.v1 import sessions_pb2
 from services.gateway.chat import read_body
 from services.gateway.errors import ApiError

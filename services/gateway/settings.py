@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from deja.endpoints import addr_setting, port_setting
 from deja.settings import ConfigError, check_addr, setting
 from services.gateway.pricing import PriceTable
 from services.gateway.semantic_policy import DEFAULT_EXCLUDED, DEFAULT_TIME_SENSITIVE
@@ -15,7 +16,7 @@ ANTHROPIC_API = "https://api.anthropic.com"
 @dataclass(frozen=True)
 class GatewaySettings:
     host: str = setting("DEJA_GATEWAY_HOST", "127.0.0.1", "interface the HTTP gateway binds (0.0.0.0 in a pod)")
-    port: int = setting("DEJA_GATEWAY_PORT", 8080, "HTTP port of the gateway", minimum=1)
+    port: int = port_setting("gateway")
     upstream_url: str = setting(
         "DEJA_UPSTREAM_URL", OPENAI_API, "OpenAI-compatible provider base URL that misses are forwarded to"
     )
@@ -36,14 +37,14 @@ class GatewaySettings:
     upstream_connect_timeout_s: float = setting(
         "DEJA_UPSTREAM_CONNECT_TIMEOUT_S", 5.0, "connect timeout to the upstream; past it: 502", minimum=0.01
     )
-    store_addr: str = setting("DEJA_STORE_ADDR", "127.0.0.1:50051", "host:port of the store service (L1)")
+    store_addr: str = addr_setting("store")
     store_timeout_ms: int = setting(
         "DEJA_STORE_TIMEOUT_MS", 100, "deadline of a store call; past it the request fails open", minimum=1
     )
     semantic_enabled: bool = setting("DEJA_SEMANTIC_ENABLED", True, "serve and learn from the L2/L3 semantic tier")
-    embedder_addr: str = setting("DEJA_EMBEDDER_ADDR", "127.0.0.1:50052", "host:port of the embedder service")
-    semantic_addr: str = setting("DEJA_SEMANTIC_ADDR", "127.0.0.1:50053", "host:port of the semantic index service")
-    verifier_addr: str = setting("DEJA_VERIFIER_ADDR", "127.0.0.1:50054", "host:port of the verifier service")
+    embedder_addr: str = addr_setting("embedder")
+    semantic_addr: str = addr_setting("semantic-index")
+    verifier_addr: str = addr_setting("verifier")
     semantic_timeout_ms: int = setting(
         "DEJA_SEMANTIC_TIMEOUT_MS",
         400,

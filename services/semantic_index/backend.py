@@ -17,7 +17,7 @@ from typing import Protocol
 import blake3
 import numpy as np
 
-from deja.tenancy import TENANT_RULE, is_valid_tenant
+from deja.ids import TENANT_RULE, is_valid_tenant
 
 MAX_K = 50  # more candidates than this only slows the verifier down
 MAX_DIMENSION = 65_536  # Qdrant's own limit on a dense vector

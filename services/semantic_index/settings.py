@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from deja.endpoints import metrics_port_setting, port_setting
 from deja.settings import ConfigError, setting
 
 BACKENDS = ("edge", "qdrant")
@@ -11,10 +12,8 @@ BACKENDS = ("edge", "qdrant")
 @dataclass(frozen=True)
 class SemanticIndexSettings:
     host: str = setting("DEJA_SEMANTIC_HOST", "127.0.0.1", "interface the semantic index's gRPC server binds")
-    port: int = setting("DEJA_SEMANTIC_PORT", 50053, "semantic index gRPC port", minimum=1)
-    metrics_port: int = setting(
-        "DEJA_SEMANTIC_METRICS_PORT", 9153, "Prometheus /metrics port of the semantic index (0: off)", minimum=0
-    )
+    port: int = port_setting("semantic-index")
+    metrics_port: int = metrics_port_setting("semantic-index")
     backend: str = setting(
         "DEJA_SEMANTIC_BACKEND", "edge", "`edge` (Qdrant's engine in process, on local disk) or `qdrant` (a server)"
     )

@@ -12,7 +12,6 @@ tenant)) and delete in batches of 500, each batch one atomic script.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 import blake3
 import orjson
 
-from deja.tenancy import is_valid_tenant
+from deja.ids import is_valid_entry_id, is_valid_tenant
 from deja.v1 import common_pb2, store_pb2
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ MAX_FILTER_CHARS = 1000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 BATCH = 500
-_ENTRY_ID = re.compile(r"^[0-9a-f]{64}$")
 
 # KEYS: idx, size, tok, stats, meta, entry keys...; ARGV: their members, in the same order
 _DELETE_MANY = """
@@ -74,7 +72,7 @@ def entry_meta(scope: common_pb2.Scope, entry: store_pb2.CacheEntry, size: int) 
 
 
 def check_entry_id(entry_id: str) -> str:
-    if not _ENTRY_ID.match(entry_id):
+    if not is_valid_entry_id(entry_id):
         raise InvalidFilter("entry_id must be 64 lowercase hex characters (the X-Deja-Entry header)")
     return entry_id
 

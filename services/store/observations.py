@@ -18,8 +18,8 @@ import time
 
 from google.protobuf.message import DecodeError
 
+from deja.ids import TENANT_RULE, is_valid_tenant
 from deja.redis_client import AnyRedis
-from deja.tenancy import TENANT_RULE, is_valid_tenant
 from deja.v1 import store_pb2
 
 # The TenantStats counters an observation may add to (the rest are the store's own).

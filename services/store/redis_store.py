@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import blake3
 from google.protobuf.message import DecodeError
 
+from deja.ids import TENANT_RULE, is_valid_tenant
 from deja.redis_client import AnyRedis, redis_client
-from deja.tenancy import TENANT_RULE, is_valid_tenant
 from deja.v1 import store_pb2
 from services.store.entries import MAX_PROMPT_CHARS, entry_meta
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deja.endpoints import metrics_port_setting, port_setting
 from deja.redis_client import url_problem
 from deja.settings import ConfigError, setting
 
@@ -9,10 +10,8 @@ from deja.settings import ConfigError, setting
 @dataclass(frozen=True)
 class StoreSettings:
     host: str = setting("DEJA_STORE_HOST", "127.0.0.1", "interface the store's gRPC server binds")
-    port: int = setting("DEJA_STORE_PORT", 50051, "store gRPC port", minimum=1)
-    metrics_port: int = setting(
-        "DEJA_STORE_METRICS_PORT", 9151, "Prometheus /metrics port of the store (0: off)", minimum=0
-    )
+    port: int = port_setting("store")
+    metrics_port: int = metrics_port_setting("store")
     redis_url: str = setting(
         "DEJA_REDIS_URL",
         "redis://127.0.0.1:6379/0",

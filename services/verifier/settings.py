@@ -4,6 +4,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from deja.endpoints import TRITON_GRPC_PORT, metrics_port_setting, port_setting
 from deja.settings import ConfigError, setting
 
 BACKENDS = ("onnx", "triton", "mlx")
@@ -32,15 +33,15 @@ def bundled_model_dir() -> Path | None:
 @dataclass(frozen=True)
 class VerifierSettings:
     host: str = setting("DEJA_VERIFIER_HOST", "127.0.0.1", "interface the verifier's gRPC server binds")
-    port: int = setting("DEJA_VERIFIER_PORT", 50054, "verifier gRPC port", minimum=1)
-    metrics_port: int = setting(
-        "DEJA_VERIFIER_METRICS_PORT", 9154, "Prometheus /metrics port of the verifier (0: off)", minimum=0
-    )
+    port: int = port_setting("verifier")
+    metrics_port: int = metrics_port_setting("verifier")
     backend: str = setting(
         "DEJA_VERIFIER_BACKEND", "onnx", "inference backend: onnx (ONNX Runtime on CPU), triton, mlx (Apple silicon)"
     )
     triton_url: str = setting(
-        "DEJA_VERIFIER_TRITON_URL", "127.0.0.1:8001", "(backend triton) host:port of Triton's gRPC endpoint"
+        "DEJA_VERIFIER_TRITON_URL",
+        f"127.0.0.1:{TRITON_GRPC_PORT}",
+        "(backend triton) host:port of Triton's gRPC endpoint",
     )
     triton_model: str = setting("DEJA_VERIFIER_TRITON_MODEL", "verifier", "(backend triton) model name in Triton")
     triton_timeout_ms: int = setting(

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import blake3
 import orjson
 
-from deja.clients.sessions import SESSION_ID_RULE, is_valid_session_id
-from deja.tenancy import TENANT_RULE, is_valid_tenant
+from deja.ids import SESSION_ID_RULE, TENANT_RULE, is_valid_session_id, is_valid_tenant
 from deja.v1 import sessions_pb2
 from services.store.redis_store import InvalidRequest
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deja.endpoints import addr_setting
 from deja.settings import ConfigError, check_addr, setting
 
 
@@ -45,7 +46,7 @@ class SessionSettings:
         "DEJA_SESSION_ARCHIVE_DIR", ".deja/sessions", "directory of the session archive (one file per session)"
     )
     zstd_level: int = setting("DEJA_SESSION_ZSTD_LEVEL", 9, "zstandard level of archive files (1-19)", minimum=1)
-    embedder_addr: str = setting("DEJA_EMBEDDER_ADDR", "127.0.0.1:50052", "host:port of the embedder service")
+    embedder_addr: str = addr_setting("embedder")
     embed_timeout_ms: int = setting(
         "DEJA_SESSION_EMBED_TIMEOUT_MS",
         1000,

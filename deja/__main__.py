@@ -1,3 +1,0 @@
-from deja.cli import main
-
-main()
