@@ -4,7 +4,8 @@
 services, keeps health in step with the service's own dependency probe, and on SIGTERM or
 SIGINT flips every service to NOT_SERVING before stopping with a grace period, so Kubernetes
 stops routing to the pod before in-flight calls are cut. It also sets up what every service
-shares: tracing from the `OTEL_*` env (deja.telemetry) and Prometheus metrics on `metrics_port`.
+shares: tracing from the `OTEL_*` env (deja.telemetry), Prometheus metrics on `metrics_port`, and
+one mapping of a servicer's exceptions to gRPC status codes (deja.grpc_errors).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from deja import metrics, telemetry
+from deja.grpc_errors import ErrorMappingInterceptor
 from deja.logs import get_logger
 
 log = get_logger("deja.grpc")
@@ -65,7 +67,9 @@ async def run_grpc_service(
 ) -> None:
     telemetry.init(name)
     metrics.serve(metrics_port, host)
-    interceptors = [metrics.MetricsInterceptor(), *telemetry.server_interceptors()]
+    # Innermost last: the error mapping turns a servicer's exception into its status before metrics
+    # and tracing record the call.
+    interceptors = [metrics.MetricsInterceptor(), *telemetry.server_interceptors(), ErrorMappingInterceptor()]
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),

@@ -72,6 +72,12 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     return instance
 
 
+def check_choice(env: str, value: str, choices: tuple[str, ...]) -> None:
+    """One of a setting's named choices (a backend, a mode), as every such variable must be."""
+    if value not in choices:
+        raise ConfigError(f"{env}: expected one of {', '.join(choices)}, got {value!r}")
+
+
 def check_addr(env: str, addr: str) -> None:
     """`host:port` with a numeric port, as every `*_ADDR` variable must be."""
     host, sep, port = addr.rpartition(":")

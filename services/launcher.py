@@ -30,8 +30,7 @@ def serve(name: str) -> None:
 def settings_classes() -> list[type]:
     """Every service's settings, in the order the README's configuration table lists them."""
     from services.embedder.settings import EmbedderSettings
-    from services.gateway.memory import MemorySettings
-    from services.gateway.settings import GatewaySettings
+    from services.gateway.settings import GatewaySettings, MemorySettings
     from services.mock_provider.main import MockSettings
     from services.semantic_index.settings import SemanticIndexSettings
     from services.store.sessions.settings import SessionSettings

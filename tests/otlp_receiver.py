@@ -80,12 +80,3 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             if predicate(spans) or time.monotonic() > deadline:
                 return spans
             time.sleep(0.1)
-
-
-def missing_edges(spans: list[ReceivedSpan], edges) -> list[tuple]:
-    """The (parent service, parent span, child service, child span) edges absent from `spans`."""
-    by_id = {s.span_id: s for s in spans}
-    present = {
-        (by_id[s.parent_id].service, by_id[s.parent_id].name, s.service, s.name) for s in spans if s.parent_id in by_id
-    }
-    return [edge for edge in edges if edge not in present]

@@ -5,7 +5,7 @@ import blake3
 import httpx
 import pytest
 
-from tests.conftest import make_cluster, sdk, unique_prompt, upstream_calls, wait_for_hit
+from tests.helpers import make_cluster, sdk, unique_prompt, upstream_calls, wait_for_hit
 
 pytestmark = pytest.mark.integration
 

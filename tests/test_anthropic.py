@@ -8,6 +8,8 @@ import httpx
 import orjson
 import pytest
 
+from tests.helpers import until_hit
+
 pytestmark = pytest.mark.integration
 
 MODEL = "claude-haiku-4-5"
@@ -24,18 +26,6 @@ def question(text: str = "How do I center a div?") -> list[dict]:
 
 def upstream_messages(cluster) -> int:
     return httpx.get(f"{cluster.mock_url}/mock/stats").json().get("messages", 0)
-
-
-def until_hit(sdk: anthropic.Anthropic, **request):
-    """Cache writes happen after the response: ask until it is a hit (bounded)."""
-    import time
-
-    deadline = time.monotonic() + 3
-    while True:
-        raw = sdk.messages.with_raw_response.create(**request)
-        if raw.headers.get("x-deja-cache") == "hit-exact" or time.monotonic() > deadline:
-            return raw
-        time.sleep(0.05)
 
 
 def sse_events(raw: bytes) -> list[tuple[str, dict]]:

@@ -5,8 +5,9 @@ import orjson
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 
-from services.gateway.anthropic_format import ANTHROPIC, parse_messages_request
-from services.gateway.anthropic_sse import MessageAssembler, calls_tools, is_cacheable, replay_events
+from services.gateway.anthropic.format import ANTHROPIC
+from services.gateway.anthropic.request import parse_messages_request
+from services.gateway.anthropic.sse import MessageAssembler, calls_tools, is_cacheable, replay_events
 from services.gateway.errors import ApiError
 
 MESSAGE = {

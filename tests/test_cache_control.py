@@ -7,11 +7,10 @@ import time
 import httpx
 import pytest
 
-from services.gateway.cache_control import CacheControl, cache_control_from
-from services.gateway.cache_policy import Policy
+from services.gateway.cache_headers import CacheControl, Policy, cache_control_from
 from services.gateway.errors import ApiError
 from services.gateway.semantic import SemanticTier
-from tests.conftest import sdk, unique_prompt, upstream_calls, wait_for_hit
+from tests.helpers import sdk, settled, unique_prompt, upstream_calls, wait_for_hit
 
 MODEL = "gpt-4o-mini"
 
@@ -126,12 +125,11 @@ def test_a_short_ttl_expires_and_max_age_refuses_older_answers(cluster):
     assert old.headers["x-deja-cache"] == "miss"  # the entry is two seconds old: too old for this client
     # that miss stored a fresh answer, which a client with a looser max-age is served
     # (until that write lands, the old entry is what max-age=600 gets: poll for the fresh one)
-    deadline = time.monotonic() + 5
-    while True:
-        fresh = wait_for_hit(client, model=MODEL, messages=other, extra_headers={"Cache-Control": "max-age=600"})
-        if int(fresh.headers.get("age", "99")) <= 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    fresh = settled(
+        lambda: wait_for_hit(client, model=MODEL, messages=other, extra_headers={"Cache-Control": "max-age=600"}),
+        lambda raw: int(raw.headers.get("age", "99")) <= 1,
+        timeout_s=5,
+    )
     assert fresh.headers["x-deja-cache"] == "hit-exact" and int(fresh.headers["age"]) <= 1
 
 

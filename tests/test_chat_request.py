@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-from services.gateway.chat_request import parse_chat_request
 from services.gateway.errors import ApiError
+from services.gateway.openai.request import parse_chat_request
 
 BASE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "sort a list ascending"}]}
 

@@ -7,8 +7,6 @@ with a message saying so rather than passing without a model.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 import uuid
 
@@ -19,16 +17,14 @@ import redis.asyncio as aioredis
 from google.protobuf import text_format
 
 from deja.clients import BadRequest, EmbedderClient
-from deja.grpc_server import run_grpc_service
 from deja.settings import ConfigError, load
-from deja.v1 import embedder_pb2_grpc
 from services.embedder.backends import MODEL_ID, OnnxBackend, file_version, resolve
 from services.embedder.batcher import MicroBatcher
 from services.embedder.cache import EmbeddingCache
 from services.embedder.embedder import Embedder
 from services.embedder.main import SERVICE_NAME
-from services.embedder.servicer import EmbedderServicer
 from services.embedder.settings import EmbedderSettings
+from tests.helpers import embedder_service, in_process, serving
 from tools.cluster import free_port
 
 MODEL = resolve(EmbedderSettings.model_path)
@@ -246,55 +242,32 @@ async def test_a_hung_redis_costs_at_most_its_timeout(backend, singles):
 # -- through gRPC ------------------------------------------------------------------------
 
 
-async def _serve(pipeline: Embedder, port: int, stop: asyncio.Event) -> None:
-    servicer = EmbedderServicer(pipeline, max_texts=8, max_text_chars=100)
-    task = asyncio.create_task(
-        run_grpc_service(
-            name="embedder",
-            host="127.0.0.1",
-            port=port,
-            register=lambda s: embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, s),
-            service_names=[SERVICE_NAME],
-            probe=pipeline.ready,
-            probe_interval_s=0.05,
-            grace_s=0.5,
-            on_stop=pipeline.close,
-        )
-    )
-    await stop.wait()
-    os.kill(os.getpid(), signal.SIGTERM)  # the handler installed by run_grpc_service
-    await task
+LIMITS = {"DEJA_EMBEDDER_MAX_TEXTS": "8", "DEJA_EMBEDDER_MAX_TEXT_CHARS": "100"}  # small, to be crossed
 
 
 @pytest.mark.integration
 async def test_grpc_round_trip_through_the_typed_client(backend, singles, redis_url):
-    port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(_serve(embedder(backend, redis_url), port, stop))
+    port = free_port()
     client = EmbedderClient(f"127.0.0.1:{port}", timeout_s=5.0)
-    deadline = time.monotonic() + 10
-    while not await client.serving(SERVICE_NAME):
-        assert time.monotonic() < deadline, "embedder never became SERVING"
-        await asyncio.sleep(0.02)
+    async with in_process(embedder_service(embedder(backend, redis_url), port, **LIMITS)):
+        await serving(client, SERVICE_NAME)
 
-    info = await client.info()
-    assert (info.model_id, info.dimension, info.backend) == (MODEL_ID, 384, "onnx")
-    assert info.model_version == backend.info.model_version
+        info = await client.info()
+        assert (info.model_id, info.dimension, info.backend) == (MODEL_ID, 384, "onnx")
+        assert info.model_version == backend.info.model_version
 
-    vectors, model = await client.embed(TEXTS[:3])
-    assert vectors.shape == (3, 384) and model.model_version == info.model_version
-    np.testing.assert_allclose(vectors, np.stack([singles[t] for t in TEXTS[:3]]), atol=1e-5)
+        vectors, model = await client.embed(TEXTS[:3])
+        assert vectors.shape == (3, 384) and model.model_version == info.model_version
+        np.testing.assert_allclose(vectors, np.stack([singles[t] for t in TEXTS[:3]]), atol=1e-5)
 
-    results = await asyncio.gather(*(client.embed([t]) for t in TEXTS[:3]))
-    for text, (got, _) in zip(TEXTS[:3], results, strict=True):
-        np.testing.assert_allclose(got[0], singles[text], atol=1e-5)
+        results = await asyncio.gather(*(client.embed([t]) for t in TEXTS[:3]))
+        for text, (got, _) in zip(TEXTS[:3], results, strict=True):
+            np.testing.assert_allclose(got[0], singles[text], atol=1e-5)
 
-    for bad in ([], ["a"] * 9, ["x" * 101]):
-        with pytest.raises(BadRequest):
-            await client.embed(bad)
-    assert not client.breaker.is_open  # bad requests are not the service failing
-
-    stop.set()
-    await server
+        for bad in ([], ["a"] * 9, ["x" * 101]):
+            with pytest.raises(BadRequest):
+                await client.embed(bad)
+        assert not client.breaker.is_open  # bad requests are not the service failing
     await client.close()
 
 

@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
-from services.embedder.backends import default_tokenizer_path, resolve
+from services.embedder.base import default_tokenizer_path, resolve
 from services.embedder.settings import EmbedderSettings
 from services.verifier.onnx_weights import read_weights
 from tools.models.build_onnx import build, model_dir, read_safetensors

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import anthropic
-import blake3
 import httpx
 import pytest
 
-from tests.conftest import make_cluster, sdk
+from tests.helpers import ask, make_cluster, sdk, semantic_points, settled
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +51,9 @@ def judged_cluster(tmp_path_factory):
 
 def poll(read: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout_s: float = POLL_S) -> Any:
     """Read until `done(value)`; fail with the last value after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"{what}: still {value!r} after {timeout_s:.0f}s"
-        time.sleep(0.1)
+    value = settled(read, done, timeout_s, interval_s=0.1)
+    assert done(value), f"{what}: still {value!r} after {timeout_s:.0f}s"
+    return value
 
 
 def configure_judge(running, **body) -> dict:
@@ -77,19 +72,6 @@ def cache_stats(running, api_key: str) -> dict:
     response = httpx.get(f"{running.gateway_url}/v1/cache/stats", headers={"Authorization": f"Bearer {api_key}"})
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def semantic_points(running, api_key: str) -> int:
-    tenant = blake3.blake3(api_key.encode()).hexdigest()
-    stats = httpx.get(f"{running.gateway_url}/v1/admin/stats", params={"tenant": tenant},
-                      headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()  # fmt: skip
-    return stats.get("semantic_points") or 0
-
-
-def ask(client, question: str, **params):
-    return client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": question}], **params
-    )
 
 
 def ask_claude(client, question: str, **params):
@@ -111,6 +93,14 @@ def learn(running, api_key: str, send: Callable[[str], Any], question: str):
     return first.parse()
 
 
+def taught(running, key: str, truth: dict[str, str], **judge) -> tuple[Any, Any]:
+    """The mock's judge told `truth` (question -> cluster; `judge`: its other settings), and the
+    tenant's answer to the first question learned: (the tenant's openai client, that answer)."""
+    configure_judge(running, truth=truth, **judge)
+    client = sdk(running, key)
+    return client, learn(running, key, lambda q: ask(client, q), next(iter(truth)))
+
+
 def judge_budget(running, api_key: str, done: Callable[[dict], bool], what: str) -> dict:
     """The tenant's stats, once `done(stats)` (observations and counters are written in the background)."""
     return poll(lambda: cache_stats(running, api_key), done, what)
@@ -126,9 +116,7 @@ def content(raw) -> str:
 def test_a_judged_yes_serves_the_cached_answer_and_approves_the_pairing(judged_cluster):
     key = "sk-budget-judge-yes"
     question, paraphrase = "How do I merge two dictionaries in Python?", "How can I merge two dicts in Python?"
-    configure_judge(judged_cluster, truth={question: "merge-dicts", paraphrase: "merge-dicts"})
-    client = sdk(judged_cluster, key)
-    answer = learn(judged_cluster, key, lambda q: ask(client, q), question)
+    client, answer = taught(judged_cluster, key, {question: "merge-dicts", paraphrase: "merge-dicts"})
 
     before = mock_stats(judged_cluster)
     raw = ask(client, paraphrase)
@@ -156,9 +144,7 @@ def test_a_judged_no_is_a_miss_answered_by_the_provider_and_then_cached(judged_c
     key = "sk-budget-judge-no"
     question = "How do I reverse a linked list in Java?"
     paraphrase = "How can I reverse a singly linked list in Java?"
-    configure_judge(judged_cluster, truth={question: "reverse-list", paraphrase: "reverse-list-in-place"})
-    client = sdk(judged_cluster, key)
-    answer = learn(judged_cluster, key, lambda q: ask(client, q), question)
+    client, answer = taught(judged_cluster, key, {question: "reverse-list", paraphrase: "reverse-list-in-place"})
 
     before = mock_stats(judged_cluster)
     raw = ask(client, paraphrase)
@@ -184,9 +170,7 @@ def test_a_failing_judge_is_a_plain_miss_never_a_client_error(judged_cluster, fa
     question = "How do I convert a string to an integer in JavaScript?"
     paraphrase = "How can I turn a string into an integer in JavaScript?"
     truth = {question: "parse-int", paraphrase: "parse-int"}  # a working judge would say yes
-    configure_judge(judged_cluster, truth=truth)
-    client = sdk(judged_cluster, key)
-    learn(judged_cluster, key, lambda q: ask(client, q), question)
+    client, _ = taught(judged_cluster, key, truth)
 
     configure_judge(judged_cluster, truth=truth, fault=fault)
     try:
@@ -242,9 +226,7 @@ def test_a_request_can_turn_the_judge_off(judged_cluster):
     question = "How do I remove duplicates from a list in Python?"
     paraphrase = "How can I remove duplicate items from a Python list?"
     other = "How do I remove duplicate elements from a list in Python?"
-    configure_judge(judged_cluster, truth={question: "dedupe", paraphrase: "dedupe", other: "dedupe"})
-    client = sdk(judged_cluster, key)
-    learn(judged_cluster, key, lambda q: ask(client, q), question)
+    client, _ = taught(judged_cluster, key, {question: "dedupe", paraphrase: "dedupe", other: "dedupe"})
 
     before = mock_stats(judged_cluster)
     raw = ask(client, paraphrase, extra_headers={"X-Deja-Judge": "off"})
@@ -290,9 +272,7 @@ def test_stats_show_the_judge_and_the_error_budget(judged_cluster):
     key = "sk-budget-stats"
     question = "How do I check if a file exists in Python?"
     paraphrase = "How can I test whether a file exists in Python?"
-    configure_judge(judged_cluster, truth={question: "file-exists", paraphrase: "file-exists"})
-    client = sdk(judged_cluster, key)
-    learn(judged_cluster, key, lambda q: ask(client, q), question)
+    client, _ = taught(judged_cluster, key, {question: "file-exists", paraphrase: "file-exists"})
     assert ask(client, paraphrase).headers["x-deja-cache"] == "hit-judged"
 
     body = judge_budget(
@@ -323,9 +303,7 @@ def test_a_request_cannot_loosen_the_error_budget(judged_cluster):
     key = "sk-budget-loose"
     question = "How do I find the length of a string in Go?"
     paraphrase = "How can I get the length of a string in Go?"
-    configure_judge(judged_cluster, truth={question: "go-len", paraphrase: "go-len"})
-    client = sdk(judged_cluster, key)
-    learn(judged_cluster, key, lambda q: ask(client, q), question)
+    client, _ = taught(judged_cluster, key, {question: "go-len", paraphrase: "go-len"})
     # A budget of 1.0 would serve anything over the floor unasked; the configured 0.01 still applies.
     raw = ask(client, paraphrase, extra_headers={"X-Deja-Max-Error": "1.0"})
     assert raw.headers["x-deja-cache"] == "hit-judged" and raw.headers["x-deja-judge"] == "yes"
@@ -338,9 +316,7 @@ def test_observations_and_judge_counters_survive_restarts(own_cluster):
     running = own_cluster(semantic=True, persist=True, extra_env=JUDGE_ENV)
     key = "sk-budget-persist"
     question, paraphrase = "How do I rename a branch in git?", "How can I rename a git branch?"
-    configure_judge(running, truth={question: "rename-branch", paraphrase: "rename-branch"})
-    client = sdk(running, key)
-    learn(running, key, lambda q: ask(client, q), question)
+    client, _ = taught(running, key, {question: "rename-branch", paraphrase: "rename-branch"})
     assert ask(client, paraphrase).headers["x-deja-cache"] == "hit-judged"
 
     def recorded(stats: dict) -> bool:
@@ -385,9 +361,7 @@ def test_an_audit_that_finds_a_wrong_hit_vetoes_the_pairing(own_cluster, tmp_pat
     key = "sk-budget-audit"
     question = "How do I center a div horizontally with CSS?"
     paraphrase = "How can I horizontally center a div using CSS?"
-    configure_judge(running, truth={question: "center-div", paraphrase: "center-div-other"})
-    client = sdk(running, key)
-    answer = learn(running, key, lambda q: ask(client, q), question)
+    client, answer = taught(running, key, {question: "center-div", paraphrase: "center-div-other"})
 
     before = mock_stats(running)
     served = ask(client, paraphrase)
@@ -430,9 +404,7 @@ def test_race_mode_overlaps_the_judge_and_the_upstream_request(own_cluster):
     question = "How do I sort a dictionary by value in Python?"
     approved = "How can I sort a Python dict by its values?"
     refused = "What is the way to sort a dict by value in Python?"
-    configure_judge(running, latency_ms=1000, truth={question: "sort", approved: "sort", refused: "sort-other"})
-    client = sdk(running, key)
-    answer = learn(running, key, lambda q: ask(client, q), question)
+    client, answer = taught(running, key, {question: "sort", approved: "sort", refused: "sort-other"}, latency_ms=1000)
 
     started = time.monotonic()
     yes = ask(client, approved)

@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import sdk, unique_prompt, upstream_calls, wait_for_hit
+from tests.helpers import sdk, unique_prompt, until, upstream_calls, wait_for_hit
 from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
@@ -17,13 +17,6 @@ MODEL = "gpt-4o-mini"
 
 def readiness(running) -> dict:
     return httpx.get(f"{running.gateway_url}/readyz").json()
-
-
-def eventually(check, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def test_redis_killed_requests_still_succeed_then_recover(own_cluster):
@@ -41,10 +34,10 @@ def test_redis_killed_requests_still_succeed_then_recover(own_cluster):
         text = "".join(c.choices[0].delta.content or "" for c in parsed if c.choices) if stream else None
         assert text or parsed.choices[0].message.content
     assert upstream_calls(running) == calls + 3
-    eventually(lambda: readiness(running) == {"status": "degraded", "tiers": {"exact": "down"}})
+    until(lambda: readiness(running) == {"status": "degraded", "tiers": {"exact": "down"}})
 
     running.launch(running.procs["redis"])  # back (empty: this cluster does not persist)
-    eventually(lambda: readiness(running)["status"] == "ok")
+    until(lambda: readiness(running)["status"] == "ok")
     fresh = unique_prompt()
     client.chat.completions.create(model=MODEL, messages=fresh)
     assert wait_for_hit(client, model=MODEL, messages=fresh).headers["x-deja-cache"] == "hit-exact"
@@ -62,14 +55,14 @@ def test_store_service_killed_requests_still_succeed(own_cluster):
     assert readiness(running) == {"status": "degraded", "tiers": {"exact": "down"}}
 
     running.launch(running.procs["store"])
-    eventually(lambda: readiness(running)["status"] == "ok")
+    until(lambda: readiness(running)["status"] == "ok")
 
     def cached_again() -> bool:
         client.chat.completions.create(model=MODEL, messages=messages)
         raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=messages)
         return raw.headers["x-deja-cache"] == "hit-exact"
 
-    eventually(cached_again, timeout_s=10)
+    until(cached_again, timeout_s=10)
 
 
 def test_entries_survive_a_store_restart_and_a_persistent_redis_restart(own_cluster):
@@ -79,7 +72,7 @@ def test_entries_survive_a_store_restart_and_a_persistent_redis_restart(own_clus
     wait_for_hit(client, model=MODEL, messages=messages)
     running.restart("store")
     running.restart("redis")  # SIGTERM: the append-only file is flushed
-    eventually(lambda: readiness(running)["status"] == "ok")
+    until(lambda: readiness(running)["status"] == "ok")
     raw = wait_for_hit(client, model=MODEL, messages=messages)
     assert raw.headers["x-deja-cache"] == "hit-exact"
     assert raw.parse().choices[0].message.content == answer

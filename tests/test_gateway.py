@@ -5,7 +5,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import access_lines, sdk, unique_prompt, upstream_calls, wait_for_hit
+from tests.helpers import access_lines, sdk, unique_prompt, upstream_calls, wait_for_hit
 
 pytestmark = pytest.mark.integration
 

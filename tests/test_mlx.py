@@ -13,8 +13,6 @@ import asyncio
 import copy
 import os
 import shutil
-import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import blake3
@@ -43,6 +41,7 @@ from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.onnx_weights import read_bert
 from services.verifier.scorer import load_scorer
 from services.verifier.settings import VerifierSettings, bundled_model_dir
+from tests.helpers import serving, stop_in_process
 from tools.cluster import free_port
 
 EMBEDDER_ONNX = resolve(EmbedderSettings.model_path)
@@ -142,7 +141,7 @@ async def test_the_embedder_service_serves_mlx_vectors_end_to_end(batched):
     settings = load(EmbedderSettings, env)
     server = asyncio.create_task(embedder_main.serve(settings, embedder_main.build(settings)))
     client = EmbedderClient(f"127.0.0.1:{settings.port}", timeout_s=20.0)
-    await until_serving(client, embedder_main.SERVICE_NAME)
+    await serving(client, embedder_main.SERVICE_NAME, timeout_s=20)
 
     info = await client.info()
     assert (info.model_id, info.dimension, info.backend) == (MODEL_ID, 384, "mlx")
@@ -152,16 +151,8 @@ async def test_the_embedder_service_serves_mlx_vectors_end_to_end(batched):
     results = await asyncio.gather(*(client.embed([text]) for text in TEXTS[2:4]))  # concurrent: one batch
     np.testing.assert_allclose(np.stack([got[0] for got, _ in results]), batched[2:4], atol=1e-5)
 
-    os.kill(os.getpid(), signal.SIGTERM)  # the handler installed by run_grpc_service
-    await server
+    await stop_in_process(server)
     await client.close()
-
-
-async def until_serving(client, service: str) -> None:
-    deadline = time.monotonic() + 20
-    while not await client.serving(service):
-        assert time.monotonic() < deadline, f"{service} never became SERVING"
-        await asyncio.sleep(0.05)
 
 
 # -- verifier ----------------------------------------------------------------------------
@@ -236,12 +227,11 @@ async def test_the_verifier_service_serves_mlx_scores(mlx_scorer, ranked):
     settings = VerifierSettings(port=free_port(), backend="mlx", metrics_port=0, model_dir=str(bundled_model_dir()))
     server = asyncio.create_task(serve_verifier(settings, mlx_scorer, grace_s=0.5))
     client = VerifierClient(f"127.0.0.1:{settings.port}", timeout_s=20.0)
-    await until_serving(client, VERIFIER_SERVICE)
+    await serving(client, VERIFIER_SERVICE, timeout_s=20)
     candidate = verifier_pb2.VerifyCandidate(entry_id="e", prompt=CANDIDATES[0], similarity=0.9)
     np.testing.assert_allclose(await client.verify(QUERY, [candidate]), ranked[0][:1], atol=1e-5)
     assert (await client.info()).backend == "mlx"
-    os.kill(os.getpid(), signal.SIGTERM)
-    await server
+    await stop_in_process(server)
     await client.close()
 
 

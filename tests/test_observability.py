@@ -3,20 +3,16 @@ in-process receiver), Prometheus metrics, per-tenant cache statistics and correl
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
-import time
 
 import httpx
 import pytest
 
 from deja import telemetry
-from deja.clients import SemanticIndexClient
-from services.gateway.cache_policy import tenant_of
-from tests.conftest import access_lines, make_cluster, sdk
-from tests.otlp_receiver import OtlpReceiver, missing_edges
+from services.gateway.identity import tenant_of
+from tests.helpers import access_lines, learn, make_cluster, missing_edges, sdk, settled
 
 pytestmark = pytest.mark.integration
 
@@ -68,19 +64,17 @@ MISS_EDGES = [
 
 
 @pytest.fixture(scope="module")
-def traced(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("observability")
-    with OtlpReceiver() as receiver:
-        env = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_BSP_SCHEDULE_DELAY": "100",  # export every 0.1 s instead of 5 s
-            "OTEL_TRACES_SAMPLER": "always_on",
-            # every indexed prompt is a candidate, so a miss walks through the verifier too
-            "DEJA_SEMANTIC_MIN_SIMILARITY": "-1",
-        }
-        with make_cluster(tmp, semantic=True, extra_env=env) as running:
-            yield running, receiver
+def traced(tmp_path_factory, otlp_receiver):
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export every 0.1 s instead of 5 s
+        "OTEL_TRACES_SAMPLER": "always_on",
+        # every indexed prompt is a candidate, so a miss walks through the verifier too
+        "DEJA_SEMANTIC_MIN_SIMILARITY": "-1",
+    }
+    with make_cluster(tmp_path_factory.mktemp("observability"), semantic=True, extra_env=env) as running:
+        yield running, otlp_receiver
 
 
 def traceparent() -> tuple[str, str, str]:
@@ -97,29 +91,10 @@ def ask(client, question: str):
     return raw, trace_id, parent
 
 
-def learn(running, client, question: str) -> None:
-    """A miss, then wait until its answer is stored and indexed (both happen after the response)."""
-    tenant = tenant_of(client.api_key)
-
-    async def indexed() -> int:
-        index = SemanticIndexClient(f"127.0.0.1:{running.semantic_port}", timeout_s=2)
-        try:
-            return (await index.stats(tenant)).points
-        finally:
-            await index.close()
-
-    before = asyncio.run(indexed())
-    assert ask(client, question)[0].headers["x-deja-cache"] == "miss"
-    deadline = time.monotonic() + 15
-    while asyncio.run(indexed()) == before:
-        assert time.monotonic() < deadline, "the answer was never indexed"
-        time.sleep(0.1)
-
-
 def test_a_semantic_hit_and_a_miss_are_each_one_trace_through_every_tier(traced):
     running, receiver = traced
     client = sdk(running, "sk-observed")
-    learn(running, client, "How do I center a div horizontally with CSS?")
+    learn(client, "How do I center a div horizontally with CSS?", running)
     hit, trace_id, parent = ask(client, "How can I horizontally center a div using CSS?")
     assert hit.headers["x-deja-cache"] == "hit-semantic"
     spans = receiver.wait_for(trace_id, lambda spans: not missing_edges(spans, HIT_EDGES))
@@ -133,6 +108,7 @@ def test_a_semantic_hit_and_a_miss_are_each_one_trace_through_every_tier(traced)
     assert root.attributes["deja.candidates"] >= 1
     assert root.attributes["deja.model"] == MODEL
     assert len(root.attributes["deja.tenant"]) == 16 and "sk-observed" not in json.dumps(root.attributes)
+    assert tenant_of("sk-observed").startswith(root.attributes["deja.tenant"])  # the store's tenant hash
     assert not [s for s in spans if "Health" in s.name], "health checks are not traced"
 
     miss, trace_id, parent = ask(client, "What is the boiling point of water at the top of Mount Everest?")
@@ -162,7 +138,7 @@ def test_access_lines_carry_the_trace_id_and_per_tier_latencies_but_no_key_or_pr
 def test_metrics_count_outcomes_tiers_tokens_and_rpcs(traced):
     running, _ = traced
     client = sdk(running, "sk-metrics")
-    learn(running, client, "What does the HTTP status code 418 mean?")
+    learn(client, "What does the HTTP status code 418 mean?", running)
     assert ask(client, "What does the HTTP status code 418 mean?")[0].headers["x-deja-cache"] == "hit-exact"
     gateway = httpx.get(f"{running.gateway_url}/metrics").text
     assert 'deja_requests_total{api="openai",outcome="hit-exact"}' in gateway
@@ -190,18 +166,18 @@ def _value(exposition: str, series: str) -> float:
 
 def test_cache_stats_are_the_callers_own_by_tier(traced):
     running, _ = traced
-    client = sdk(running, "sk-stats-tenant")
-    learn(running, client, "How do I reverse a list in Python?")  # one miss
+    key = "sk-stats-tenant"
+    client = sdk(running, key)
+    learn(client, "How do I reverse a list in Python?", running)  # one miss
     assert ask(client, "How do I reverse a list in Python?")[0].headers["x-deja-cache"] == "hit-exact"
     assert ask(client, "How can I reverse a Python list?")[0].headers["x-deja-cache"] == "hit-semantic"
-    deadline = time.monotonic() + 5
-    while True:  # misses are counted after the response
-        stats = httpx.get(
+    stats = settled(  # misses are counted after the response
+        lambda: httpx.get(
             f"{running.gateway_url}/v1/cache/stats", headers={"authorization": "Bearer sk-stats-tenant"}
-        ).json()
-        if stats["misses"] >= 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        ).json(),
+        lambda stats: stats["misses"] >= 1,
+        timeout_s=5,
+    )
     assert stats["misses"] == 1
     assert stats["hits"] == {"exact": 1, "semantic": 1, "judged": 0, "total": 2}
     assert stats["hit_rate"] == round(2 / 3, 4)

@@ -20,7 +20,7 @@ from deja.settings import load
 from services.gateway.app import create_app
 from services.gateway.openapi import SPEC
 from services.gateway.settings import GatewaySettings
-from tests.conftest import make_cluster
+from tests.helpers import make_cluster
 
 pytestmark = pytest.mark.integration
 

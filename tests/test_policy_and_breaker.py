@@ -7,7 +7,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deja.clients import CircuitBreaker
 from deja.clients.base import DependencyUnavailable, GrpcClient
-from services.gateway.cache_policy import Policy, api_key_from, policy_from, tenant_of
+from services.gateway.cache_headers import Policy, policy_from
+from services.gateway.identity import api_key_from, tenant_of
 from services.gateway.semantic import VerdictMemo
 
 

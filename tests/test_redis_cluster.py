@@ -1,8 +1,8 @@
 """Deja on a real Redis Cluster (Valkey, three primaries with one replica each, tests/valkey_cluster.py).
 
-The single-server tests of the store, its listing and session memory run again against the cluster
-(their fixtures swapped for cluster ones); then the embedding cache, an exact and a semantic hit
-through the whole gateway, and a primary killed under load.
+The single-server tests of the store, its listing and session memory run against the cluster too
+(`helpers.on_every_redis` in their own files); here: what only a cluster has (tenants on every primary),
+the embedding cache, an exact and a semantic hit through the whole gateway, and a primary killed under load.
 """
 
 from __future__ import annotations
@@ -18,25 +18,28 @@ import numpy as np
 import openai
 import pytest
 
-import tests.test_sessions as single_sessions
-import tests.test_store as single_store
-import tests.test_store_entries as single_entries
 from deja.redis_client import is_cluster_url, redis_client, url_problem
 from deja.v1 import common_pb2, store_pb2
 from services.embedder.cache import EmbeddingCache
 from services.store.entries import EntryAdmin
 from services.store.redis_store import RedisExactStore, totals
-from tests.conftest import make_cluster, sdk, unique_prompt, wait_for_hit
-from tests.test_semantic_gateway import ADMIN_KEY, ask, learn
-from tests.test_sessions import make_memory  # noqa: F401 - the fixture, over TestSessionsOnCluster's session_redis
-from tests.valkey_cluster import ValkeyCluster
+from tests.helpers import ask, learn, make_cluster, sdk, unique_prompt, wait_for_hit
 
 pytestmark = pytest.mark.integration
 
 MODEL = "gpt-4o-mini"
+LIMITS = dict(default_ttl_s=60, max_ttl_s=3600, max_entry_bytes=8192)
 
 
-def tenant_on_each_primary(cluster: ValkeyCluster) -> dict[int, str]:
+def entry(text: str = "answer", model: str = "gpt-4o-mini") -> store_pb2.CacheEntry:
+    return store_pb2.CacheEntry(
+        api_format="openai.chat.completions", model=model, prompt="How do I center a div?",
+        response=f'{{"text": "{text}"}}'.encode(),
+        usage=common_pb2.Usage(prompt_tokens=3, completion_tokens=5, total_tokens=8),
+    )  # fmt: skip
+
+
+def tenant_on_each_primary(cluster) -> dict[int, str]:
     """primary port -> a tenant whose hash tag lands on that primary."""
     found: dict[int, str] = {}
     while len(found) < cluster.primaries:
@@ -53,35 +56,25 @@ def test_cluster_urls_are_recognised_and_checked():
     assert "expected a" in url_problem("cluster://h:6379")
 
 
-# -- the single-server suites, against the cluster --------------------------------------------
+# -- tenants on every primary -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def store(valkey_cluster):
+    exact = RedisExactStore.from_url(valkey_cluster.url, timeout_ms=1000, pool_size=8, **LIMITS)
+    yield exact
+    await exact.close()
 
 
 class TestStoreOnCluster:
-    """tests/test_store.py's entry operations: put/get, tenants, TTL expiry, stats, totals (SCAN
-    over every primary)."""
-
-    @pytest.fixture
-    async def store(self, valkey_cluster):
-        exact = RedisExactStore.from_url(valkey_cluster.url, timeout_ms=1000, pool_size=8, **single_store.LIMITS)
-        yield exact
-        await exact.close()
-
-    test_put_then_get = staticmethod(single_store.test_put_then_get_returns_the_complete_entry)
-    test_isolation = staticmethod(single_store.test_entries_are_isolated_by_tenant_and_namespace)
-    test_ttl_expiry = staticmethod(single_store.test_ttl_expires_entries_and_stats_follow)
-    test_ttl_cap = staticmethod(single_store.test_ttl_is_capped_by_the_configured_maximum)
-    test_stats = staticmethod(single_store.test_stats_count_hits_by_tier_tokens_misses_entries_and_bytes)
-    test_oversize = staticmethod(single_store.test_oversize_entries_are_refused_not_truncated)
-    test_totals = staticmethod(single_store.test_totals_count_tenants_live_entries_and_bytes_across_tenants)
-
     async def test_tenants_on_every_primary_keep_all_their_keys_on_their_own_primary(self, store, valkey_cluster):
         tenants = tenant_on_each_primary(valkey_cluster)
         keys = {port: os.urandom(32) for port in tenants}
         for port, tenant in tenants.items():
-            await store.put(common_pb2.Scope(tenant=tenant), keys[port], single_store.entry(tenant), 0)
+            await store.put(common_pb2.Scope(tenant=tenant), keys[port], entry(tenant), 0)
         for port, tenant in tenants.items():
             got = await store.get(common_pb2.Scope(tenant=tenant), keys[port], store_pb2.TIER_EXACT)
-            assert got.response == single_store.entry(tenant).response
+            assert got.response == entry(tenant).response
             assert (await store.stats(tenant)).hits_exact == 1
             node = next(n for n in valkey_cluster.nodes if n.port == port)
             # entry, index, sizes, tokens, stats and meta records: all on the tenant's primary
@@ -90,49 +83,15 @@ class TestStoreOnCluster:
 
 
 class TestEntryAdminOnCluster:
-    """tests/test_store_entries.py's listing and invalidation, all-tenant ones included (they find
-    tenants by SCAN, which must visit every primary)."""
-
-    @pytest.fixture
-    async def store(self, valkey_cluster):
-        exact = RedisExactStore.from_url(valkey_cluster.url, timeout_ms=1000, pool_size=8, **single_entries.LIMITS)
-        yield exact, EntryAdmin(exact)
-        await exact.close()
-
-    test_list = staticmethod(single_entries.test_list_is_newest_first_with_what_each_entry_is)
-    test_invalidate = staticmethod(single_entries.test_invalidate_by_filter_deletes_exactly_the_matching_entries)
-    test_by_id = staticmethod(single_entries.test_invalidate_by_entry_id_finds_it_in_any_namespace_unless_one_is_named)
-    test_all_tenants = staticmethod(single_entries.test_all_tenants_by_model)
-
     async def test_all_tenants_listing_finds_a_tenant_on_every_primary(self, store, valkey_cluster):
-        exact, admin = store
+        """All-tenant listings find tenants by SCAN, which must visit every primary."""
+        exact, admin = store, EntryAdmin(store)
         model = f"listed-{uuid.uuid4().hex[:6]}"
         tenants = tenant_on_each_primary(valkey_cluster)
         for tenant in tenants.values():
-            await exact.put(common_pb2.Scope(tenant=tenant), os.urandom(32), single_entries.entry(model=model), 0)
+            await exact.put(common_pb2.Scope(tenant=tenant), os.urandom(32), entry(model=model), 0)
         listed = await admin.list(store_pb2.EntryFilter(all_tenants=True, model=model), 0)
         assert sorted(e.tenant for e in listed.entries) == sorted(tenants.values())
-
-
-class TestSessionsOnCluster:
-    """tests/test_sessions.py's session memory (hot window scripts, leases, the idle sweep's tenant
-    set) with the hot window on the cluster."""
-
-    @pytest.fixture
-    def session_redis(self, valkey_cluster):
-        return valkey_cluster.url
-
-    test_overflow = staticmethod(
-        single_sessions.test_overflow_moves_the_oldest_to_the_archive_and_reads_cross_the_boundary
-    )
-    test_two_processes = staticmethod(
-        single_sessions.test_concurrent_appends_from_two_store_processes_lose_and_double_nothing
-    )
-    test_crash = staticmethod(
-        single_sessions.test_a_crash_between_archive_write_and_release_leaves_nothing_lost_or_doubled
-    )
-    test_tenants = staticmethod(single_sessions.test_sessions_are_scoped_to_their_tenant)
-    test_purge = staticmethod(single_sessions.test_purge_removes_archives_past_retention_but_not_live_sessions)
 
 
 # -- the embedding cache ---------------------------------------------------------------------
@@ -164,7 +123,6 @@ def test_exact_and_semantic_hits_through_the_gateway_with_every_redis_user_on_th
         tmp_path_factory.mktemp("gateway-on-cluster"),
         semantic=True,
         redis_url=valkey_cluster.url,  # the store (entries, observations, sessions) and the embedding cache
-        extra_env={"DEJA_ADMIN_KEY": ADMIN_KEY},
     )
     with running:
         client = sdk(running, "sk-cluster-e2e")
@@ -175,7 +133,7 @@ def test_exact_and_semantic_hits_through_the_gateway_with_every_redis_user_on_th
         )
         assert wait_for_hit(client, model=MODEL, messages=prompt).headers["x-deja-cache"] == "hit-exact"
 
-        answer = learn(client, "How do I reverse a list in Python?", indexed_in=running)
+        answer = learn(client, "How do I reverse a list in Python?", running)
         raw = ask(client, "In Python, how can I reverse a list?")
         assert raw.headers["x-deja-cache"] == "hit-semantic"
         assert raw.parse().choices[0].message.content == answer.choices[0].message.content
@@ -215,15 +173,10 @@ class GatewayLoad(threading.Thread):
                     self.errors.append(repr(exc))
 
 
-async def test_a_killed_primary_is_replaced_and_nothing_acknowledged_a_second_before_is_lost(tmp_path, own_cluster):
-    valkey = ValkeyCluster(tmp_path / "valkey").start()
-    try:
-        await _failover_under_load(valkey, own_cluster)
-    finally:
-        valkey.stop()
-
-
-async def _failover_under_load(valkey: ValkeyCluster, own_cluster) -> None:
+async def test_a_killed_primary_is_replaced_and_nothing_acknowledged_a_second_before_is_lost(
+    own_valkey_cluster, own_cluster
+):
+    valkey = own_valkey_cluster
     gateway = await asyncio.to_thread(own_cluster, redis_url=valkey.url)
     api_key = "sk-failover"
     victim = valkey.primary_of(f"{{{blake3.blake3(api_key.encode()).hexdigest()}}}")
@@ -231,7 +184,7 @@ async def _failover_under_load(valkey: ValkeyCluster, own_cluster) -> None:
     tenants = tenant_on_each_primary(valkey)
     doomed_tenant = tenants[victim.port]
 
-    store = RedisExactStore.from_url(valkey.url, timeout_ms=250, pool_size=16, **single_store.LIMITS)
+    store = RedisExactStore.from_url(valkey.url, timeout_ms=250, pool_size=16, **LIMITS)
     acknowledged: list[tuple[float, str, bytes]] = []  # (when, tenant, key) of each Put that returned
     outcomes: list[tuple[float, str, bool, float]] = []  # (when, tenant, ok, seconds) of every call
     errors: set[str] = set()
@@ -244,7 +197,7 @@ async def _failover_under_load(valkey: ValkeyCluster, own_cluster) -> None:
                 began = time.monotonic()
                 try:
                     if op == "put":
-                        await store.put(common_pb2.Scope(tenant=tenant), key, single_store.entry(), 0)
+                        await store.put(common_pb2.Scope(tenant=tenant), key, entry(), 0)
                         acknowledged.append((time.monotonic(), tenant, key))
                     else:
                         await store.get(common_pb2.Scope(tenant=tenant), key)

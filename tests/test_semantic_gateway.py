@@ -11,7 +11,7 @@ import blake3
 import httpx
 import pytest
 
-from tests.conftest import make_cluster, sdk, upstream_calls
+from tests.helpers import ask, learn, make_cluster, sdk, semantic_points, stored_entries, until, upstream_calls
 
 pytestmark = pytest.mark.integration
 
@@ -31,42 +31,9 @@ def semantic_cluster(tmp_path_factory):
         yield running
 
 
-def ask(client, question: str, **params):
-    return client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": question}], **params
-    )
-
-
-def semantic_points(cluster, api_key: str) -> int:
-    """The tenant's points in the semantic index, from the admin stats."""
-    tenant = blake3.blake3(api_key.encode()).hexdigest()
-    stats = httpx.get(f"{cluster.gateway_url}/v1/admin/stats", params={"tenant": tenant},
-                      headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()  # fmt: skip
-    return stats["semantic_points"] or 0
-
-
-def learn(client, question: str, *, indexed_in=None, **params):
-    """A miss, then wait until the answer is stored and indexed (that happens after the response).
-    With `indexed_in` (a cluster with the admin API) it waits for the index write itself."""
-    before = semantic_points(indexed_in, client.api_key) if indexed_in else 0
-    first = ask(client, question, **params)
-    assert first.headers["x-deja-cache"] == "miss"
-    deadline = time.monotonic() + 5
-    while ask(client, question, **params).headers["x-deja-cache"] != "hit-exact":
-        assert time.monotonic() < deadline, "the answer was never cached"
-        time.sleep(0.05)
-    if indexed_in is None:
-        time.sleep(0.3)  # the index write follows the store write
-    deadline = time.monotonic() + 10  # a model version's first write creates its collection: slow on a busy host
-    while indexed_in is not None and semantic_points(indexed_in, client.api_key) <= before:
-        assert time.monotonic() < deadline, "the answer was never indexed"
-        time.sleep(0.05)
-    return first.parse()
-
-
 def test_a_reworded_question_is_a_verified_semantic_hit(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-1")
-    answer = learn(client, "How do I center a div horizontally with CSS?", indexed_in=semantic_cluster)
+    answer = learn(client, "How do I center a div horizontally with CSS?", semantic_cluster)
     calls = upstream_calls(semantic_cluster)
     raw = ask(client, "How can I horizontally center a div using CSS?")
     assert raw.headers["x-deja-cache"] == "hit-semantic"
@@ -84,13 +51,13 @@ def test_a_reworded_question_is_a_verified_semantic_hit(semantic_cluster):
 
 def test_an_unrelated_question_is_a_miss(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-2")
-    learn(client, "How do I reverse a linked list in Java?")
+    learn(client, "How do I reverse a linked list in Java?", semantic_cluster)
     assert ask(client, "What is the capital city of Australia?").headers["x-deja-cache"] == "miss"
 
 
 def test_semantic_hits_respect_tenant_and_context(semantic_cluster):
     alice, bob = sdk(semantic_cluster, "sk-semantic-alice"), sdk(semantic_cluster, "sk-semantic-bob")
-    learn(alice, "How do I read a CSV file with pandas?", indexed_in=semantic_cluster)
+    learn(alice, "How do I read a CSV file with pandas?", semantic_cluster)
     assert ask(bob, "How can I read a CSV file using pandas?").headers["x-deja-cache"] == "miss"
     other_context = alice.chat.completions.with_raw_response.create(
         model=MODEL,
@@ -106,20 +73,20 @@ def test_semantic_hits_respect_tenant_and_context(semantic_cluster):
 
 def test_answers_that_call_tools_are_never_served_semantically(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-tools")
-    learn(client, "Find the documentation for flexbox alignment", tools=TOOLS)
+    learn(client, "Find the documentation for flexbox alignment", semantic_cluster, indexed=False, tools=TOOLS)
     raw = ask(client, "Look up the docs on flexbox alignment", tools=TOOLS)
     assert raw.headers["x-deja-cache"] == "miss"
 
 
 def test_excluded_topics_are_never_semantic(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-weather")
-    learn(client, "What is the weather like in Paris this weekend?")
+    learn(client, "What is the weather like in Paris this weekend?", semantic_cluster, indexed=False)
     assert ask(client, "How is the weather in Paris this weekend?").headers["x-deja-cache"] == "miss"
 
 
 def test_time_sensitive_answers_expire_quickly(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-latest")
-    learn(client, "What is the latest stable release of Django?", indexed_in=semantic_cluster)
+    learn(client, "What is the latest stable release of Django?", semantic_cluster)
     time.sleep(2.2)  # DEJA_TIME_SENSITIVE_TTL_S=2 in this cluster: entry and index point have expired
     assert ask(client, "Which Django release is the latest stable one?").headers["x-deja-cache"] == "miss"
     assert ask(client, "What is the latest stable release of Django?").headers["x-deja-cache"] != "hit-exact"
@@ -137,7 +104,7 @@ def test_readiness_lists_every_tier(semantic_cluster):
 def test_each_semantic_tier_failing_open(own_cluster, dead):
     running = own_cluster(semantic=True)
     client = sdk(running, "sk-fail-open")
-    learn(client, "How do I center a div horizontally with CSS?")
+    learn(client, "How do I center a div horizontally with CSS?", running)
     running.kill(dead)
     for paraphrase in (
         "How can I horizontally center a div using CSS?",
@@ -155,7 +122,7 @@ def test_each_semantic_tier_failing_open(own_cluster, dead):
 def test_without_the_verdict_memo_every_lookup_asks_the_verifier(own_cluster):
     running = own_cluster(semantic=True, extra_env={"DEJA_VERDICT_MEMO_SIZE": "0"})
     client = sdk(running, "sk-no-memo")
-    learn(client, "How do I center a div horizontally with CSS?")
+    learn(client, "How do I center a div horizontally with CSS?", running)
     calls = verify_calls(running)
     for _ in range(2):
         assert ask(client, "How can I horizontally center a div using CSS?").headers["x-deja-cache"] == "hit-semantic"
@@ -166,7 +133,7 @@ def test_a_saturated_semantic_tier_sheds_lookups_at_once_and_every_request_is_an
     limit = {"DEJA_SEMANTIC_MAX_INFLIGHT": "1", "DEJA_SEMANTIC_TIMEOUT_MS": "3000"}
     running = own_cluster(semantic=True, extra_env=limit)
     client = sdk(running, "sk-shed")
-    learn(client, "How do I center a div horizontally with CSS?")
+    learn(client, "How do I center a div horizontally with CSS?", running)
     embedder = running.procs["embedder"].popen
     embedder.send_signal(signal.SIGSTOP)  # the one admitted lookup hangs in the embedder: the tier is full
     try:
@@ -186,7 +153,7 @@ def test_a_saturated_semantic_tier_sheds_lookups_at_once_and_every_request_is_an
 
 def test_semantic_off_is_exact_only_and_a_stricter_threshold_can_refuse_a_hit(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-control")
-    learn(client, "How do I sort a Python list in place?", indexed_in=semantic_cluster)
+    learn(client, "How do I sort a Python list in place?", semantic_cluster)
     paraphrase = "How can I sort a list in place in Python?"
     assert ask(client, paraphrase, extra_headers={"X-Deja-Semantic": "off"}).headers["x-deja-cache"] == "miss"
     strict = ask(client, paraphrase + " ", extra_headers={"X-Deja-Threshold": "1.0"})
@@ -195,14 +162,15 @@ def test_semantic_off_is_exact_only_and_a_stricter_threshold_can_refuse_a_hit(se
     assert loose.headers["x-deja-cache"] == "hit-semantic"  # 0.0 cannot loosen: the configured 0.5 still applies
     assert float(loose.headers["x-deja-verifier-score"]) >= 0.5
     # a question asked with semantic off is not indexed either
-    learn(client, "What does the yield keyword do in Python?", extra_headers={"X-Deja-Semantic": "off"})
+    learn(client, "What does the yield keyword do in Python?", semantic_cluster, indexed=False,
+          extra_headers={"X-Deja-Semantic": "off"})  # fmt: skip
     assert ask(client, "What is the yield keyword for in Python?").headers["x-deja-cache"] == "miss"
 
 
 def test_semantic_hits_stay_inside_a_namespace(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-ns")
     git = {"X-Deja-Namespace": "git"}
-    learn(client, "How do I undo the last git commit?", indexed_in=semantic_cluster, extra_headers=git)
+    learn(client, "How do I undo the last git commit?", semantic_cluster, extra_headers=git)
     paraphrase = "How do I undo my last git commit?"
     assert ask(client, paraphrase).headers["x-deja-cache"] == "miss"
     hit = ask(client, paraphrase, extra_headers=git)
@@ -220,13 +188,10 @@ def test_anthropic_reworded_question_is_a_semantic_hit_in_anthropics_shape(seman
             model="claude-haiku-4-5", max_tokens=128, messages=[{"role": "user", "content": text}]
         )
 
+    before = semantic_points(semantic_cluster, "sk-ant-semantic")
     first = ask_claude("How do I center a div horizontally with CSS?")
     assert first.headers["x-deja-cache"] == "miss"
-    deadline = time.monotonic() + 5
-    while ask_claude("How do I center a div horizontally with CSS?").headers["x-deja-cache"] != "hit-exact":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.3)
+    until(lambda: semantic_points(semantic_cluster, "sk-ant-semantic") > before, "the answer indexed", 15)
     hit = ask_claude("How can I horizontally center a div using CSS?")
     assert hit.headers["x-deja-cache"] == "hit-semantic"
     assert hit.parse().model_dump() == first.parse().model_dump()
@@ -273,7 +238,7 @@ def test_a_three_step_tool_loop_driven_twice_never_replays_a_stale_step(semantic
         "search_docs", "read_file", "run_tests", "text"
     ]  # fmt: skip
     assert [outcome for outcome, _ in first] == ["miss"] * 4
-    time.sleep(0.5)  # the answers are stored after the responses
+    until(lambda: stored_entries(client) == 4, "the four answers stored")  # written after the responses
 
     calls = upstream_calls(semantic_cluster)
     second = run_tool_loop(client, question, results)
@@ -298,7 +263,7 @@ def test_a_three_step_tool_loop_driven_twice_never_replays_a_stale_step(semantic
 def test_negative_feedback_removes_an_entry_from_the_semantic_tier_at_once(semantic_cluster):
     key = "sk-semantic-feedback"
     client = sdk(semantic_cluster, key)
-    learn(client, "How do I merge two dictionaries in Python?", indexed_in=semantic_cluster)
+    learn(client, "How do I merge two dictionaries in Python?", semantic_cluster)
     hit = ask(client, "How can I merge two dictionaries in Python?")
     assert hit.headers["x-deja-cache"] == "hit-semantic"
     entry_id = hit.headers["x-deja-entry"]
@@ -324,8 +289,8 @@ def test_negative_feedback_removes_an_entry_from_the_semantic_tier_at_once(seman
 def test_admin_invalidation_by_prompt_clears_both_tiers(semantic_cluster):
     key = "sk-semantic-invalidate"
     client = sdk(semantic_cluster, key)
-    learn(client, "What is the capital of Australia?", indexed_in=semantic_cluster)
-    learn(client, "How do I reverse a string in Go?", indexed_in=semantic_cluster)
+    learn(client, "What is the capital of Australia?", semantic_cluster)
+    learn(client, "How do I reverse a string in Go?", semantic_cluster)
     tenant = blake3.blake3(key.encode()).hexdigest()
     response = httpx.post(f"{semantic_cluster.gateway_url}/v1/admin/invalidate",
                           json={"tenant": tenant, "prompt": "capital of australia"},
@@ -352,8 +317,8 @@ def candidates_scored(cluster) -> tuple[float, float]:
 
 def test_the_nearest_candidate_is_verified_alone_when_it_clears(semantic_cluster):
     client = sdk(semantic_cluster, "sk-semantic-nearest")
-    answer = learn(client, "How do I center a div horizontally with CSS?", indexed_in=semantic_cluster)
-    learn(client, "How do I center a div horizontally with JavaScript?", indexed_in=semantic_cluster)
+    answer = learn(client, "How do I center a div horizontally with CSS?", semantic_cluster)
+    learn(client, "How do I center a div horizontally with JavaScript?", semantic_cluster)
     lookups, verified = candidates_scored(semantic_cluster)
     raw = ask(client, "How can I horizontally center a div using CSS?")
     assert raw.headers["x-deja-cache"] == "hit-semantic"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import uuid
 
 import numpy as np
@@ -22,6 +21,7 @@ from services.semantic_index.edge_backend import EdgeBackend
 from services.semantic_index.main import SERVICE_NAME, serve
 from services.semantic_index.qdrant_backend import QdrantBackend
 from services.semantic_index.settings import SemanticIndexSettings
+from tests.helpers import serving, stop_in_process, until_async
 from tools.cluster import free_port
 
 HOUR_MS = 3_600_000
@@ -345,13 +345,6 @@ def test_settings_are_checked():
 # -- through gRPC -------------------------------------------------------------------------------
 
 
-async def _until(predicate, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
-
-
 @contextlib.asynccontextmanager
 async def running(settings: SemanticIndexSettings, backend=None):
     """The service in this process on its own port; stopped by the SIGTERM handler it installs."""
@@ -360,9 +353,7 @@ async def running(settings: SemanticIndexSettings, backend=None):
     try:
         yield client, server
     finally:
-        if not server.done():
-            os.kill(os.getpid(), signal.SIGTERM)
-        await server
+        await stop_in_process(server)
         await client.close()
 
 
@@ -376,7 +367,7 @@ async def test_grpc_round_trip_through_the_typed_client(tmp_path):
     settings = load(SemanticIndexSettings, env)
     backend = EdgeBackend.open(tmp_path)  # what serve() would open; kept here to look behind the service
     async with running(settings, backend) as (client, server):
-        await _until(lambda: client.serving(SERVICE_NAME))
+        await serving(client, SERVICE_NAME)
         scope, ctx = common_pb2.Scope(tenant=tenant()), os.urandom(32)
         later = now_ms() + HOUR_MS
         await client.upsert(scope, ctx, unit(1, 0), "how do I center a div?", "e1", later, V1)
@@ -389,7 +380,7 @@ async def test_grpc_round_trip_through_the_typed_client(tmp_path):
         assert (stats.points, stats.backend) == (3, "edge")
 
         # the background task deletes e3 once it has expired
-        await _until(lambda: _equals(backend.count(scope.tenant, include_expired=True), 2))
+        await until_async(lambda: _equals(backend.count(scope.tenant, include_expired=True), 2), "e3 purged", 5)
         assert (await client.stats()).points == 2
 
         with pytest.raises(BadRequest, match="k must"):
@@ -406,8 +397,7 @@ async def test_grpc_round_trip_through_the_typed_client(tmp_path):
         assert await client.drop_tenant(scope.tenant) == 1
         assert (await client.stats()).points == 0
 
-        os.kill(os.getpid(), signal.SIGTERM)
-        await server
+        await stop_in_process(server)
         with pytest.raises(DependencyUnavailable):  # what the gateway treats as a miss
             await client.stats()
     # stopping closed the backend and released the directory: it opens again
@@ -436,7 +426,7 @@ async def test_unreachable_qdrant_is_not_serving_and_unavailable():
                 return False
             return not await client.serving(SERVICE_NAME) and await client.serving("")  # "" = liveness: stays up
 
-        await _until(not_serving)
+        await until_async(not_serving, "NOT_SERVING", 5)
         scope, ctx = common_pb2.Scope(tenant=tenant()), os.urandom(32)
         with pytest.raises(DependencyUnavailable, match="UNAVAILABLE qdrant unavailable"):
             await client.search(scope, ctx, unit(1, 0), k=5, min_similarity=0.0, model_version=V1)

@@ -1,9 +1,10 @@
 import orjson
 import pytest
 
-from services.gateway.chat_request import parse_chat_request
-from services.gateway.semantic_key import semantic_parts, split_question
-from services.gateway.semantic_policy import DEFAULT_EXCLUDED, DEFAULT_TIME_SENSITIVE, SemanticPolicy, calls_tools
+from services.gateway.openai.request import parse_chat_request, semantic_parts
+from services.gateway.openai.sse import calls_tools
+from services.gateway.semantic_key import split_question
+from services.gateway.semantic_policy import DEFAULT_EXCLUDED, DEFAULT_TIME_SENSITIVE, SemanticPolicy
 
 
 def chat(*messages, **params):

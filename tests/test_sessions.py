@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import struct
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,17 +17,18 @@ import redis
 import zstandard
 
 from deja.clients.sessions import SessionClient
+from deja.redis_client import is_cluster_url
 from deja.settings import ConfigError, load
 from deja.v1 import sessions_pb2
-from services.gateway.cache_policy import tenant_of
+from services.gateway.identity import tenant_of
 from services.store.redis_store import InvalidRequest
 from services.store.sessions.archive import MAGIC
 from services.store.sessions.memory import SessionMemory, now_ms
 from services.store.sessions.records import Ref
 from services.store.sessions.settings import SessionSettings
 from services.store.sessions.wiring import build_memory
-from tests.conftest import make_cluster, sdk
-from tools.cluster import free_port, grpc_ready
+from tests.helpers import make_cluster, on_every_redis, sdk, service_process, until
+from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -63,9 +60,11 @@ def new_ref(session_id: str = "chat-1") -> Ref:
 
 
 @pytest.fixture
-def session_redis(redis_url):
-    """A database of its own: the idle sweep walks every tenant in it."""
-    url = redis_url.rsplit("/", 1)[0] + "/7"
+def session_redis(any_redis_url):
+    """A database of its own: the idle sweep walks every tenant in it (the Valkey Cluster has only one)."""
+    if is_cluster_url(any_redis_url):
+        return any_redis_url
+    url = any_redis_url.rsplit("/", 1)[0] + "/7"
     redis.Redis.from_url(url).flushdb()
     return url
 
@@ -109,6 +108,7 @@ async def hot_keys(memory: SessionMemory, ref: Ref) -> list[bytes]:
 # -- the store's session memory -------------------------------------------------------------
 
 
+@on_every_redis
 async def test_overflow_moves_the_oldest_to_the_archive_and_reads_cross_the_boundary(make_memory):
     memory, ref = make_memory(), new_ref()
     contents = [f"message {i}" for i in range(15)]
@@ -158,6 +158,7 @@ async def test_a_lease_left_by_a_crashed_writer_does_not_stall_the_sweep_of_othe
     assert await history(memory, stuck) == ["hello"]
 
 
+@on_every_redis
 async def test_concurrent_appends_from_two_store_processes_lose_and_double_nothing(make_memory, tmp_path):
     # Two SessionMemory instances over one Redis and one archive directory, as two store
     # replicas would be; spills and idle sweeps run while the appends land.
@@ -182,6 +183,7 @@ async def test_concurrent_appends_from_two_store_processes_lose_and_double_nothi
     assert await history(second, ref) == contents
 
 
+@on_every_redis
 async def test_a_crash_between_archive_write_and_release_leaves_nothing_lost_or_doubled(make_memory, monkeypatch):
     memory, ref = make_memory(), new_ref()
     contents = [f"m{i}" for i in range(7)]
@@ -205,6 +207,7 @@ async def test_a_crash_between_archive_write_and_release_leaves_nothing_lost_or_
     assert await history(memory, ref) == contents
 
 
+@on_every_redis
 async def test_sessions_are_scoped_to_their_tenant(make_memory):
     memory = make_memory()
     mine, theirs = new_ref("shared-id"), new_ref("shared-id")
@@ -234,6 +237,7 @@ async def test_delete_removes_the_session_from_redis_and_the_archive(make_memory
     assert (await memory.append(ref, [msg("fresh")])).first_seq == 1  # a new session, not a continuation
 
 
+@on_every_redis
 async def test_purge_removes_archives_past_retention_but_not_live_sessions(make_memory):
     memory = make_memory()
     idle, live = new_ref("idle"), new_ref("live")
@@ -310,16 +314,9 @@ def test_settings_refuse_an_idle_time_the_hot_ttl_would_cut_short(tmp_path):
 @pytest.fixture(scope="module")
 def embedder_port(tmp_path_factory):
     port = free_port()
-    log = (tmp_path_factory.mktemp("embedder") / "embedder.log").open("wb")
-    env = {**os.environ, "DEJA_EMBEDDER_PORT": str(port), "DEJA_EMBEDDER_METRICS_PORT": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "services", "serve", "embedder"], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while not grpc_ready(f"127.0.0.1:{port}"):
-        assert proc.poll() is None and time.monotonic() < deadline, "embedder did not start"
-        time.sleep(0.1)
-    yield port
-    proc.terminate()
-    proc.wait(10)
+    env = {"DEJA_EMBEDDER_PORT": str(port), "DEJA_EMBEDDER_METRICS_PORT": "0"}
+    with service_process("embedder", port, env, tmp_path_factory.mktemp("embedder") / "embedder.log"):
+        yield port
 
 
 TOPICS = [
@@ -394,13 +391,6 @@ def store_client(cluster) -> SessionClient:
     return SessionClient(cluster.store_addr, timeout_s=5)
 
 
-def wait_until(condition, what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
-
-
 def hot_keys_in(cluster, tenant: str) -> list[bytes]:
     return redis.Redis(port=cluster.redis_port).keys(f"deja:{{{tenant}}}:s:*")
 
@@ -430,7 +420,7 @@ async def test_the_store_archives_idle_sessions_by_itself_and_they_come_back(run
     client = store_client(running)
     await client.append(ref, [msg("hello"), msg("hi there", "assistant")])
     assert hot_keys_in(running, ref.tenant)
-    wait_until(lambda: not hot_keys_in(running, ref.tenant), "the idle session left Redis")
+    until(lambda: not hot_keys_in(running, ref.tenant), "the idle session left Redis")
     info, messages = await client.get(ref)
     assert [m.content for m in messages] == ["hello", "hi there"] and (info.hot, info.archived) == (0, 2)
     assert (await client.append(ref, [msg("again")])).first_seq == 3
@@ -470,7 +460,7 @@ def test_the_gateway_records_each_turn_streamed_or_not_cached_or_not(running):
     again = client.chat.completions.with_raw_response.create(
         model=MODEL, messages=[{"role": "user", "content": question}], extra_headers=headers
     )
-    wait_until(lambda: len(session_history(running, session_id)) == 6, "three turns were recorded")
+    until(lambda: len(session_history(running, session_id)) == 6, "three turns were recorded")
     assert again.headers["x-deja-cache"] == "hit-exact"  # answers from the cache are recorded too
     assert session_history(running, session_id) == [
         ("user", question), ("assistant", answer), ("user", "And vertically?"), ("assistant", streamed),
@@ -493,7 +483,7 @@ def test_recall_puts_recent_turns_in_front_and_the_cache_key_sees_them(running):
     assert recalled.headers["x-deja-cache"] == "miss"
     assert recalled.parse().usage.prompt_tokens > plain.parse().usage.prompt_tokens
     # Only the client's own new turn is recorded, not the recalled ones again.
-    wait_until(lambda: len(session_history(running, session_id)) == 4, "the recall turn was recorded")
+    until(lambda: len(session_history(running, session_id)) == 4, "the recall turn was recorded")
     assert [role for role, _ in session_history(running, session_id)] == ["user", "assistant"] * 2
 
 
@@ -503,7 +493,7 @@ def test_a_long_conversation_overflows_into_the_archive_through_the_gateway(runn
         client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": f"turn {i}"}], extra_headers={"X-Session-ID": session_id}
         )
-    wait_until(lambda: len(session_history(running, session_id)) == 12, "six turns were recorded")
+    until(lambda: len(session_history(running, session_id)) == 12, "six turns were recorded")
     users = [content for role, content in session_history(running, session_id) if role == "user"]
     assert users == [f"turn {i}" for i in range(6)]
     tenant_dir = running.state_dir / "sessions" / tenant_of("sk-tenant-a")
@@ -531,7 +521,7 @@ def test_anthropic_messages_are_recorded_and_recalled_in_the_same_sessions(runni
         extra_headers=memory,
     ) as stream:
         streamed = stream.get_final_text()
-    wait_until(lambda: len(session_history(running, session_id)) == 4, "both turns were recorded")
+    until(lambda: len(session_history(running, session_id)) == 4, "both turns were recorded")
     # the same key as a bearer token on the endpoints: one key, one tenant, whichever API wrote the turns
     assert session_history(running, session_id) == [
         ("user", "My name is Ada."), ("assistant", said.content[0].text),
@@ -557,7 +547,7 @@ def test_session_endpoints_validate_input_and_hide_other_tenants_sessions(runnin
     client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "private"}], extra_headers={"X-Session-ID": session_id}
     )
-    wait_until(lambda: len(session_history(running, session_id)) == 2, "the turn was recorded")
+    until(lambda: len(session_history(running, session_id)) == 2, "the turn was recorded")
     with gateway(running, "sk-tenant-b") as other:
         for reply in (
             other.get(f"/sessions/{session_id}"),
@@ -616,7 +606,7 @@ def test_with_the_store_down_chat_still_works_and_the_endpoints_say_503(running)
 @pytest.mark.parametrize("text", ["²", "1\x00", "six", "-", "99"])
 def test_count_parameters_outside_their_rule_are_a_400_never_a_crash(text):
     from services.gateway.errors import ApiError
-    from services.gateway.sessions import _count
+    from services.gateway.session_api import _count
 
     with pytest.raises(ApiError) as refused:
         _count(text, "n", 1, 50)
@@ -624,7 +614,7 @@ def test_count_parameters_outside_their_rule_are_a_400_never_a_crash(text):
 
 
 def test_count_parameters_accept_decimal_text_with_space_around():
-    from services.gateway.sessions import _count
+    from services.gateway.session_api import _count
 
     assert _count(" 7 ", "n", 1, 50) == 7 and _count(7, "n", 1, 50) == 7
     assert _count("\x1f6", "n", 1, 50) == 6  # str.strip() counts "\x1f" as space; int() did not (a 500)

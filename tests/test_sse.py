@@ -1,7 +1,7 @@
 import orjson
 import pytest
 
-from services.gateway.sse import DONE, StreamAssembler, is_cacheable, replay_chunks
+from services.gateway.openai.sse import DONE, StreamAssembler, is_cacheable, replay_chunks
 
 TEXT = "  Use flexbox:\n\n```css\n.parent { display: flex; justify-content: center; }\n```\nDone.  "
 

@@ -9,11 +9,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from deja.clients import BadRequest, DependencyUnavailable, StoreClient
-from deja.grpc_server import run_grpc_service
-from deja.v1 import common_pb2, store_pb2, store_pb2_grpc
+from deja.v1 import common_pb2, store_pb2
 from services.store.main import SERVICE_NAME
 from services.store.redis_store import InvalidRequest, RedisExactStore, totals
-from services.store.servicer import StoreServicer
+from tests.helpers import in_process, on_every_redis, serving, stop_in_process, store_service, until_async
 from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
@@ -35,12 +34,13 @@ def scope(namespace: str = "") -> common_pb2.Scope:
 
 
 @pytest.fixture
-async def store(redis_url):
-    exact = RedisExactStore.from_url(redis_url, timeout_ms=500, pool_size=8, **LIMITS)
+async def store(any_redis_url):
+    exact = RedisExactStore.from_url(any_redis_url, timeout_ms=1000, pool_size=8, **LIMITS)
     yield exact
     await exact.close()
 
 
+@on_every_redis
 async def test_put_then_get_returns_the_complete_entry(store):
     where, key = scope(), os.urandom(32)
     assert await store.get(where, key) is None
@@ -52,6 +52,7 @@ async def test_put_then_get_returns_the_complete_entry(store):
     assert got.expires_at_ms - got.created_at_ms == LIMITS["default_ttl_s"] * 1000
 
 
+@on_every_redis
 async def test_entries_are_isolated_by_tenant_and_namespace(store):
     key = os.urandom(32)
     tenant_a, tenant_b = scope(), scope()
@@ -64,6 +65,7 @@ async def test_entries_are_isolated_by_tenant_and_namespace(store):
     assert (await store.get(namespaced, key)).response == entry("docs").response
 
 
+@on_every_redis
 async def test_ttl_expires_entries_and_stats_follow(store):
     where, key = scope(), os.urandom(32)
     short = await store.put(where, key, entry(), 1)
@@ -76,6 +78,7 @@ async def test_ttl_expires_entries_and_stats_follow(store):
     assert (stats.entries, stats.bytes) == (1, long.size_bytes)
 
 
+@on_every_redis
 async def test_ttl_is_capped_by_the_configured_maximum(store):
     where, key = scope(), os.urandom(32)
     result = await store.put(where, key, entry(), 10**6)
@@ -83,6 +86,7 @@ async def test_ttl_is_capped_by_the_configured_maximum(store):
     assert result.expires_at_ms - got.created_at_ms == LIMITS["max_ttl_s"] * 1000
 
 
+@on_every_redis
 async def test_stats_count_hits_by_tier_tokens_misses_entries_and_bytes(store):
     where = scope()
     keys = [os.urandom(32) for _ in range(3)]
@@ -105,6 +109,7 @@ async def test_stats_count_hits_by_tier_tokens_misses_entries_and_bytes(store):
     assert (stats.entries, stats.bytes) == (2, again.size_bytes + sizes[2])
 
 
+@on_every_redis
 async def test_oversize_entries_are_refused_not_truncated(store):
     where, key = scope(), os.urandom(32)
     result = await store.put(where, key, entry("x" * 5000), 0)
@@ -136,67 +141,35 @@ async def test_malformed_scope_or_key_is_refused(store, tenant, key):
 # -- through gRPC -----------------------------------------------------------------------
 
 
-async def _serve(redis_url: str, port: int, stop: asyncio.Event) -> None:
-    exact = RedisExactStore.from_url(redis_url, timeout_ms=200, pool_size=4, **LIMITS)
-
-    async def reachable() -> bool:
-        try:
-            return await exact.ping()
-        except Exception:
-            return False
-
-    task = asyncio.create_task(
-        run_grpc_service(
-            name="store",
-            host="127.0.0.1",
-            port=port,
-            register=lambda s: store_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(exact), s),
-            service_names=[SERVICE_NAME],
-            probe=reachable,
-            probe_interval_s=0.05,
-            grace_s=0.5,
-        )
-    )
-    await stop.wait()
-    os.kill(os.getpid(), __import__("signal").SIGTERM)  # the handler installed by run_grpc_service
-    await task
-
-
-async def _until(predicate, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
-
-
 async def test_grpc_service_round_trip_errors_and_health(redis_url):
-    port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(_serve(redis_url, port, stop))
+    port = free_port()
     client = StoreClient(f"127.0.0.1:{port}", timeout_s=1.0)
-    await _until(lambda: client.serving(SERVICE_NAME))
+    async with in_process(store_service(redis_url, port, **LIMITS)) as server:
+        await serving(client, SERVICE_NAME)
 
-    where, key = scope(), os.urandom(32)
-    assert await client.get(where, key) is None
-    assert (await client.put(where, key, entry())).stored
-    assert (await client.get(where, key)).response == entry().response
-    assert (await client.stats(where.tenant)).entries == 1
-    assert await client.delete(where, key)
-    with pytest.raises(BadRequest):
-        await client.get(common_pb2.Scope(tenant=""), key)
+        where, key = scope(), os.urandom(32)
+        assert await client.get(where, key) is None
+        assert (await client.put(where, key, entry())).stored
+        assert (await client.get(where, key)).response == entry().response
+        assert (await client.stats(where.tenant)).entries == 1
+        assert await client.delete(where, key)
+        with pytest.raises(BadRequest):
+            await client.get(common_pb2.Scope(tenant=""), key)
 
-    stop.set()
-    await server
-    # after SIGTERM the server is gone: calls fail as "unavailable", which the gateway treats as a miss
-    with pytest.raises(DependencyUnavailable):
-        await client.get(where, key)
+        await stop_in_process(server)
+        # after SIGTERM the server is gone: calls fail as "unavailable", which the gateway treats as a miss
+        with pytest.raises(DependencyUnavailable):
+            await client.get(where, key)
     await client.close()
 
 
 async def test_health_is_not_serving_while_redis_is_unreachable():
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
-    port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(_serve(dead_redis, port, stop))
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    port = free_port()
+    async with (
+        in_process(store_service(dead_redis, port, **LIMITS)),
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
         client = StoreClient(f"127.0.0.1:{port}", timeout_s=1.0)
 
         async def not_serving() -> bool:
@@ -207,14 +180,13 @@ async def test_health_is_not_serving_while_redis_is_unreachable():
             return not await client.serving(SERVICE_NAME) and await client.serving("")  # "" = liveness: stays up
 
         await asyncio.sleep(0.3)
-        await _until(not_serving)
+        await until_async(not_serving, "NOT_SERVING", 5)
         with pytest.raises(DependencyUnavailable):
             await client.get(scope(), os.urandom(32))
         await client.close()
-    stop.set()
-    await server
 
 
+@on_every_redis
 async def test_totals_count_tenants_live_entries_and_bytes_across_tenants(store):
     before = await totals(store.redis)
     a, b = scope(), scope()

@@ -13,7 +13,7 @@ from deja.v1 import common_pb2, store_pb2
 from services.store.entries import EntryAdmin, InvalidFilter
 from services.store.main import SERVICE_NAME
 from services.store.redis_store import RedisExactStore
-from tests.test_store import _serve, _until
+from tests.helpers import in_process, on_every_redis, serving, store_service
 from tools.cluster import free_port
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,8 @@ def only(tenant: str = "", **fields) -> store_pb2.EntryFilter:
 
 
 @pytest.fixture
-async def store(redis_url):
-    exact = RedisExactStore.from_url(redis_url, timeout_ms=500, pool_size=8, **LIMITS)
+async def store(any_redis_url):
+    exact = RedisExactStore.from_url(any_redis_url, timeout_ms=1000, pool_size=8, **LIMITS)
     yield exact, EntryAdmin(exact)
     await exact.close()
 
@@ -58,6 +58,7 @@ async def fill(exact: RedisExactStore, tenant: str) -> dict[str, bytes]:
     return keys
 
 
+@on_every_redis
 async def test_list_is_newest_first_with_what_each_entry_is(store):
     exact, admin = store
     tenant = uuid.uuid4().hex
@@ -87,6 +88,7 @@ async def test_list_is_newest_first_with_what_each_entry_is(store):
         (dict(), {"a", "b", "docs", "claude", "old"}),
     ],
 )
+@on_every_redis
 async def test_invalidate_by_filter_deletes_exactly_the_matching_entries(store, fields, expected):
     exact, admin = store
     tenant, bystander = uuid.uuid4().hex, uuid.uuid4().hex
@@ -107,6 +109,7 @@ async def test_invalidate_by_filter_deletes_exactly_the_matching_entries(store, 
         assert await exact.get(where(bystander, "docs" if name == "docs" else ""), key) is not None
 
 
+@on_every_redis
 async def test_invalidate_by_entry_id_finds_it_in_any_namespace_unless_one_is_named(store):
     exact, admin = store
     tenant, key = uuid.uuid4().hex, os.urandom(32)
@@ -119,6 +122,7 @@ async def test_invalidate_by_entry_id_finds_it_in_any_namespace_unless_one_is_na
     assert (await exact.stats(tenant)).entries == 0 and (await exact.stats(tenant)).bytes == 0
 
 
+@on_every_redis
 async def test_all_tenants_by_model(store):
     exact, admin = store
     model = f"retired-{uuid.uuid4().hex[:6]}"
@@ -160,25 +164,23 @@ async def test_malformed_filters_are_refused(store, bad):
 
 
 async def test_feedback_counters_and_stats_through_grpc(redis_url):
-    port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(_serve(redis_url, port, stop))
+    port = free_port()
     client = StoreClient(f"127.0.0.1:{port}", timeout_s=2.0)
-    await _until(lambda: client.serving(SERVICE_NAME))
-    tenant, key = uuid.uuid4().hex, os.urandom(32)
-    await client.put(where(tenant), key, entry(prompt="long " * 400))
-    [listed] = (await client.list_entries(only(tenant))).entries
-    assert len(listed.prompt) == 1000  # the prompt is kept, capped
-    await client.record_feedback(tenant, key.hex(), correct=False)
-    await client.record_feedback(tenant, key.hex(), correct=False)
-    await client.record_feedback(tenant, key.hex(), correct=True)
-    stats = await client.stats(tenant)
-    assert (stats.feedback_incorrect, stats.feedback_correct) == (2, 1)
-    with pytest.raises(BadRequest, match="entry_id"):
-        await client.record_feedback(tenant, "nope", correct=False)
-    with pytest.raises(BadRequest, match="tenant"):
-        await client.invalidate(store_pb2.EntryFilter())
-    assert [e.entry_id for e in await client.invalidate(only(tenant))] == [key.hex()]
-    assert await client.get(where(tenant), key) is None
-    stop.set()
-    await server
+    async with in_process(store_service(redis_url, port, **LIMITS)):
+        await serving(client, SERVICE_NAME)
+        tenant, key = uuid.uuid4().hex, os.urandom(32)
+        await client.put(where(tenant), key, entry(prompt="long " * 400))
+        [listed] = (await client.list_entries(only(tenant))).entries
+        assert len(listed.prompt) == 1000  # the prompt is kept, capped
+        await client.record_feedback(tenant, key.hex(), correct=False)
+        await client.record_feedback(tenant, key.hex(), correct=False)
+        await client.record_feedback(tenant, key.hex(), correct=True)
+        stats = await client.stats(tenant)
+        assert (stats.feedback_incorrect, stats.feedback_correct) == (2, 1)
+        with pytest.raises(BadRequest, match="entry_id"):
+            await client.record_feedback(tenant, "nope", correct=False)
+        with pytest.raises(BadRequest, match="tenant"):
+            await client.invalidate(store_pb2.EntryFilter())
+        assert [e.entry_id for e in await client.invalidate(only(tenant))] == [key.hex()]
+        assert await client.get(where(tenant), key) is None
     await client.close()

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from tests.conftest import sdk, unique_prompt, upstream_calls, wait_for_hit
+from tests.helpers import sdk, unique_prompt, upstream_calls, wait_for_hit
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import make_cluster, sdk, unique_prompt, wait_for_hit
+from tests.helpers import make_cluster, sdk, unique_prompt, until, wait_for_hit
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +26,6 @@ def supervised(tmp_path_factory):
         yield running
 
 
-def until(check, what: str, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"{what}: not after {timeout_s:.0f}s"
-        time.sleep(0.1)
-    return value
-
-
 @pytest.mark.parametrize("tier", TIERS)
 def test_a_killed_tier_comes_back_by_itself_and_no_request_fails(supervised, tier):
     client = sdk(supervised, f"sk-supervised-{tier}")
@@ -49,7 +41,7 @@ def test_a_killed_tier_comes_back_by_itself_and_no_request_fails(supervised, tie
             answer = client.chat.completions.create(model=MODEL, messages=unique_prompt("What is a 503?"))
             assert answer.choices[0].message.content
 
-    until(lambda: proc.running and proc.popen.pid != pid and proc.ready(), f"{tier} restarted and ready")
+    until(lambda: proc.running and proc.popen.pid != pid and proc.ready(), f"{tier} restarted and ready", timeout_s=60)
     assert any(name == "cluster" and line.startswith(f"{tier} exited") for name, line in supervised.logged)
     # Back to normal: the entry cached before the crash is served again (Redis replays its AOF).
     until(

@@ -5,7 +5,6 @@ entry without the header is the provider's JSON; streams with the header are ref
 The first tests drive services/gateway/compact_answers.py directly."""
 
 import json
-import time
 import uuid
 
 import anthropic
@@ -17,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from deja.formats.tauq import loads
 from services.gateway.compact_answers import compact, tauq_text
-from tests.conftest import sdk, upstream_calls
+from tests.helpers import sdk, until_hit, upstream_calls
 
 TAUQ = {"X-Deja-Format": "tauq"}
 MODEL = "gpt-4o-mini"
@@ -89,16 +88,6 @@ def test_anthropic_tool_use_input_stays_an_object_and_json_text_blocks_convert()
 
 def unique(text: str) -> list[dict]:
     return [{"role": "user", "content": f"{text} [{uuid.uuid4().hex[:8]}]"}]
-
-
-def until_hit(create, **request):
-    """Cache writes happen after the response: ask until the answer is an exact hit (bounded)."""
-    deadline = time.monotonic() + 10
-    while True:
-        raw = create(**request)
-        if raw.headers.get("x-deja-cache") == "hit-exact" or time.monotonic() > deadline:
-            return raw
-        time.sleep(0.05)
 
 
 @pytest.mark.integration

@@ -25,9 +25,18 @@ from services.verifier import triton_scorer
 from services.verifier.onnx_scorer import OnnxPairScorer
 from services.verifier.scorer import load_scorer, model_version
 from services.verifier.settings import VerifierSettings
-from tests.conftest import make_cluster, sdk, upstream_calls
-from tests.otlp_receiver import OtlpReceiver, missing_edges
-from tests.test_embedder import _serve
+from tests.helpers import (
+    embedder_service,
+    in_process,
+    make_cluster,
+    missing_edges,
+    sdk,
+    semantic_points,
+    serving,
+    settled,
+    until,
+    upstream_calls,
+)
 from tools.cluster import free_port
 from tools.triton_server import MODEL_REPOSITORY, TritonServer
 
@@ -49,15 +58,6 @@ CANDIDATES = [
     "What is the capital of France?",
     "How do I sort a list in ascending order?",
     "Explain how quicksort partitions an array around a pivot element, step by step.",
-]
-
-REWORDINGS = [
-    "How can I horizontally center a div using CSS?",
-    "How do I horizontally center a div with CSS?",
-    "How to center a div horizontally using CSS?",
-    "CSS: how do I center a div horizontally?",
-    "What is the way to center a div horizontally in CSS?",
-    "How can I center a div horizontally in CSS?",
 ]
 
 
@@ -157,12 +157,11 @@ def test_concurrent_requests_merged_by_the_dynamic_batcher_still_match(triton, o
     before = counts()
     with ThreadPoolExecutor(16) as pool:
         vectors = np.concatenate(list(pool.map(lambda text: triton_embedder.embed([text]), texts)))
-    deadline = time.monotonic() + 5
-    while True:  # Triton updates its statistics just after it answers
-        inferences, executions = (after - first for after, first in zip(counts(), before, strict=True))
-        if inferences >= len(texts) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    inferences, executions = settled(  # Triton updates its statistics just after it answers
+        lambda: [after - first for after, first in zip(counts(), before, strict=True)],
+        lambda got: got[0] >= len(texts),
+        timeout_s=5,
+    )
     assert inferences == len(texts) and executions < inferences  # Triton ran several requests as one
     assert float(np.min(np.sum(vectors * onnx_embedder.embed(texts), axis=1))) >= 0.9999
 
@@ -275,17 +274,13 @@ async def test_the_embedder_service_on_triton_end_to_end(triton, onnx_embedder):
     from services.embedder.main import SERVICE_NAME, build
 
     pipeline = build(embedder_settings(triton.grpc_url))
-    port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(_serve(pipeline, port, stop))
+    port = free_port()
     client = EmbedderClient(f"127.0.0.1:{port}", timeout_s=10.0)
-    try:
-        deadline = time.monotonic() + 10
-        while not await client.serving(SERVICE_NAME):
-            assert time.monotonic() < deadline, "embedder never became SERVING"
-            await asyncio.sleep(0.02)
+    async with in_process(embedder_service(pipeline, port)):
+        await serving(client, SERVICE_NAME)
         info = await client.info()
         assert (info.backend, info.model_version) == ("triton", onnx_embedder.info.model_version)
-        texts = [text for text in TEXTS[:12] if len(text) <= 100][:8]  # the limits of test_embedder._serve
+        texts = [text for text in TEXTS[:12] if len(text) <= 100][:8]
         vectors, model = await client.embed(texts)
         assert model.backend == "triton"
         assert float(np.min(np.sum(vectors * onnx_embedder.embed(texts), axis=1))) >= 0.9999
@@ -294,15 +289,12 @@ async def test_the_embedder_service_on_triton_end_to_end(triton, onnx_embedder):
         pipeline.backend.model.timeout_s = 1e-6
         with pytest.raises(DependencyTimeout):
             await client.embed(["this one cannot make it"])
-    finally:
-        stop.set()
-        await server
-        await client.close()
+    await client.close()
 
 
 def test_dependency_failures_keep_their_meaning_as_grpc_status():
-    from deja.clients.status import failure_status
     from deja.clients.triton import TritonBadResponse, TritonTimeout, TritonUnavailable
+    from deja.grpc_errors import failure_status
 
     assert failure_status(TritonTimeout("slow")) == grpc.StatusCode.DEADLINE_EXCEEDED
     assert failure_status(TritonUnavailable("down")) == grpc.StatusCode.UNAVAILABLE
@@ -311,9 +303,8 @@ def test_dependency_failures_keep_their_meaning_as_grpc_status():
 
 
 @pytest.mark.integration
-def test_a_cluster_on_triton_serves_a_verified_semantic_hit_in_one_trace(tmp_path):
-    receiver = OtlpReceiver().__enter__()
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+def test_a_cluster_on_triton_serves_a_verified_semantic_hit_in_one_trace(tmp_path, otlp_receiver):
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     with make_cluster(tmp_path, semantic=True, backend="triton", extra_env=otel) as running:
         client = sdk(running, "sk-triton-cluster")
         trace_id = secrets.token_hex(16)
@@ -326,18 +317,18 @@ def test_a_cluster_on_triton_serves_a_verified_semantic_hit_in_one_trace(tmp_pat
                 model="gpt-4o-mini", messages=messages, extra_headers=headers
             )
 
+        # The answer is stored and then indexed after the response: wait for its point in the index,
+        # so the rewording can only match this entry (a rewording asked too early would miss and be
+        # cached itself, and a later one could then be served *that* answer).
+        before = semantic_points(running, client.api_key)
         first = ask("How do I center a div horizontally with CSS?")
         assert first.headers["x-deja-cache"] == "miss"
-        # The answer is stored and then indexed after the response; until the index has it a
-        # rewording misses (and is itself cached), so each try asks a new rewording.
-        for question in REWORDINGS:
-            time.sleep(0.5)
-            raw = ask(question)
-            if raw.headers["x-deja-cache"] == "hit-semantic":
-                break
-            assert raw.headers["x-deja-cache"] == "miss"
-        else:
-            pytest.fail("no rewording was a semantic hit")
+        until(lambda: semantic_points(running, client.api_key) > before, "the answer indexed", 30)
+
+        question = "How can I horizontally center a div using CSS?"
+        raw = ask(question)
+        assert raw.headers["x-deja-cache"] == "hit-semantic"
+        assert raw.headers["x-deja-entry"] == first.headers["x-deja-entry"]  # the first question's entry
         assert float(raw.headers["x-deja-verifier-score"]) >= 0.5
         assert raw.parse().choices[0].message.content == first.parse().choices[0].message.content
         calls = upstream_calls(running)
@@ -349,17 +340,17 @@ def test_a_cluster_on_triton_serves_a_verified_semantic_hit_in_one_trace(tmp_pat
             ("deja-embedder", "embedder.infer", "deja-embedder", "triton.infer"),
             ("deja-verifier", "verifier.score", "deja-verifier", "triton.infer"),
         ]
-        spans = receiver.wait_for(trace_id, lambda spans: not missing_edges(spans, edges))
+        spans = otlp_receiver.wait_for(trace_id, lambda spans: not missing_edges(spans, edges))
         assert not missing_edges(spans, edges), sorted({(s.service, s.name) for s in spans})
 
         # Triton gone: the embedder and verifier say NOT_SERVING (readiness), and requests still work.
         running.kill("triton")
-        deadline = time.monotonic() + 10
-        while asyncio.run(_serving(f"127.0.0.1:{running.embedder_port}")):
-            assert time.monotonic() < deadline, "the embedder still says SERVING without Triton"
-            time.sleep(0.2)
+        until(
+            lambda: not asyncio.run(_serving(f"127.0.0.1:{running.embedder_port}")),
+            "the embedder NOT_SERVING without Triton",
+            interval_s=0.2,
+        )
         assert ask("What is the capital of Australia?").status_code == 200
-    receiver.__exit__(None, None, None)
 
 
 async def _serving(addr: str) -> bool:

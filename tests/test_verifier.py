@@ -4,8 +4,6 @@ its quality is measured by `make eval` and pinned in test_verifier_model.py, so 
 pipeline properties."""
 
 import asyncio
-import os
-import signal
 
 import blake3
 import numpy as np
@@ -17,6 +15,7 @@ from deja.v1 import verifier_pb2, verifier_pb2_grpc
 from services.verifier.main import SERVICE_NAME, serve
 from services.verifier.scorer import load_scorer
 from services.verifier.settings import BUNDLED_MODEL_ID, VerifierSettings
+from tests.helpers import serving, stop_in_process
 from tools.cluster import free_port
 
 QUERY = "How do I center a div?"
@@ -112,19 +111,12 @@ def test_bad_settings_stop_the_service_at_start_up(env, message):
 # -- through gRPC -----------------------------------------------------------------------
 
 
-async def _until(predicate, timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.integration
 async def test_grpc_round_trip_through_the_typed_client(scorer):
     settings = VerifierSettings(port=free_port(), max_candidates=3, max_text_chars=200)
     server = asyncio.create_task(serve(settings, scorer, grace_s=0.5))
     client = VerifierClient(f"127.0.0.1:{settings.port}", timeout_s=5.0)
-    await _until(lambda: client.serving(SERVICE_NAME))
+    await serving(client, SERVICE_NAME)
 
     candidates = [
         verifier_pb2.VerifyCandidate(entry_id="e-para", prompt=PARAPHRASE, similarity=0.8),
@@ -155,8 +147,7 @@ async def test_grpc_round_trip_through_the_typed_client(scorer):
             pytest.fail(why)
     assert not client.breaker.is_open  # refusals are the caller's bug, not the service's failure
 
-    os.kill(os.getpid(), signal.SIGTERM)  # the handler installed by run_grpc_service
-    await server
+    await stop_in_process(server)
     with pytest.raises(DependencyUnavailable):
         await client.verify(QUERY, candidates)
     await client.close()

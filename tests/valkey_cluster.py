@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
+from tests.helpers import until
 from tools.cluster import free_port, redis_server_binary
 
 SLOTS = 16384
@@ -159,7 +160,5 @@ def _known(node: Node) -> int:
 
 
 def _until(check, deadline: float, message: str) -> None:
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(message)
-        time.sleep(0.05)
+    """`helpers.until` against one deadline shared by the steps of forming the cluster."""
+    until(check, message, timeout_s=max(0.0, deadline - time.monotonic()))

@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 import psutil
 
+from tools.bench.memory import rss_mb
 from tools.cluster import Cluster, verifier_only_env
 
 FAULTY_TIERS = ["redis", "store", "embedder", "semantic-index", "verifier"]  # and triton with --backend triton
@@ -296,7 +297,7 @@ class Chaos:
         out = {}
         for name, proc in self.cluster.procs.items():
             try:
-                out[name] = (proc.popen.pid, psutil.Process(proc.popen.pid).memory_info().rss / 2**20)
+                out[name] = (proc.popen.pid, rss_mb(proc.popen.pid))
             except (psutil.Error, AttributeError):
                 pass
         return out

@@ -81,6 +81,14 @@ class TritonModel:
         value = self.config.get("parameters", {}).get(key, {}).get("string_value")
         return value or None
 
+    def version(self, where: str) -> str:
+        """The model's `deja_model_version` parameter (written by `make models`): a server without it
+        is refused with a ConfigError naming `where`, never guessed at."""
+        version = self.parameter(VERSION_PARAMETER)
+        if not version:
+            raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
+        return version
+
     def input_names(self) -> list[str]:
         return [i["name"] for i in self.config.get("input", [])]
 
@@ -129,3 +137,15 @@ class TritonModel:
 
     def close(self) -> None:
         self._client.close()
+
+
+class OnTriton:
+    """What a backend whose model runs on Triton (`self.model`) answers for health and shutdown."""
+
+    model: TritonModel
+
+    def ready(self) -> bool:
+        return self.model.ready()
+
+    def close(self) -> None:
+        self.model.close()

@@ -22,7 +22,7 @@ from prometheus_client import Histogram
 
 from deja.logs import get_logger
 from deja.metrics import LATENCY_BUCKETS
-from services.embedder.backends import EmbeddingBackend
+from services.embedder.base import EmbeddingBackend
 
 log = get_logger("deja.embedder")
 _tracer = trace.get_tracer("deja.embedder")

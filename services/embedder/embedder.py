@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 
-from services.embedder.backends import EmbeddingBackend, ModelInfo
+from services.embedder.base import EmbeddingBackend, ModelInfo
 from services.embedder.batcher import MicroBatcher
 from services.embedder.cache import EmbeddingCache
 

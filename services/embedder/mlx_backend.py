@@ -17,7 +17,7 @@ import numpy as np
 
 from deja.mlx_bert import Bert, BertShape
 from deja.settings import ConfigError
-from services.embedder.backends import (
+from services.embedder.base import (
     DIMENSION,
     MODEL_ID,
     RUN_TOKENS,

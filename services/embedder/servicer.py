@@ -1,15 +1,15 @@
-"""gRPC face of the embedder: validates the call, embeds, maps failures to status codes."""
+"""gRPC face of the embedder: validates the call, embeds.
+
+Failures are raised, not mapped here: the bootstrap's one mapping (deja.grpc_errors) answers a
+refused call with INVALID_ARGUMENT, Triton timing out or down with DEADLINE_EXCEEDED / UNAVAILABLE,
+and anything else with INTERNAL ("embedding failed").
+"""
 
 from __future__ import annotations
 
-import grpc
-
-from deja.clients.status import failure_status
-from deja.logs import get_logger
+from deja.errors import InvalidRequest
 from deja.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.embedder.embedder import Embedder
-
-log = get_logger("deja.embedder")
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
@@ -22,25 +22,18 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
             model_id=info.model_id, model_version=info.model_version, dimension=info.dimension, backend=info.backend
         )
 
-    def _invalid(self, texts) -> str | None:
+    def _check(self, texts) -> None:
         if not texts:
-            return "texts is empty"
+            raise InvalidRequest("texts is empty")
         if len(texts) > self._max_texts:
-            return f"{len(texts)} texts in one call; at most {self._max_texts}"
+            raise InvalidRequest(f"{len(texts)} texts in one call; at most {self._max_texts}")
         for i, text in enumerate(texts):
             if len(text) > self._max_text_chars:
-                return f"texts[{i}] has {len(text)} characters; at most {self._max_text_chars}"
-        return None
+                raise InvalidRequest(f"texts[{i}] has {len(text)} characters; at most {self._max_text_chars}")
 
     async def Embed(self, request, context):
-        problem = self._invalid(request.texts)
-        if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        try:
-            vectors = await self._embedder.embed(list(request.texts))
-        except Exception as exc:
-            log.error("embed_error", texts=len(request.texts), error=repr(exc))
-            await context.abort(failure_status(exc), "embedding failed")
+        self._check(request.texts)
+        vectors = await self._embedder.embed(list(request.texts))
         return embedder_pb2.EmbedResponse(
             embeddings=[embedder_pb2.Embedding(values=row) for row in vectors.tolist()], model=self._info
         )

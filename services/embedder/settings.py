@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from deja.endpoints import TRITON_GRPC_PORT, metrics_port_setting, port_setting
 from deja.redis_client import url_problem
-from deja.settings import ConfigError, setting
+from deja.settings import ConfigError, check_choice, setting
 
 BACKENDS = ("onnx", "triton", "mlx")
 
@@ -80,7 +80,6 @@ class EmbedderSettings:
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"DEJA_EMBEDDER_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check_choice("DEJA_EMBEDDER_BACKEND", self.backend, BACKENDS)
         if self.cache_url and (problem := url_problem(self.cache_url)):
             raise ConfigError(f"DEJA_EMBEDDING_CACHE_URL: {problem}")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from deja.clients.triton import VERSION_PARAMETER, TritonModel, connect
+from deja.clients.triton import OnTriton, TritonModel, connect
 from deja.settings import ConfigError
-from services.embedder.backends import DIMENSION, MODEL_ID, LengthSortedBackend, ModelInfo, resolve
+from services.embedder.base import DIMENSION, MODEL_ID, LengthSortedBackend, ModelInfo, resolve
 from services.embedder.settings import EmbedderSettings
 
 PAD_TO = 16
@@ -32,14 +32,12 @@ INPUTS = ["input_ids", "attention_mask"]
 OUTPUT = "embeddings"
 
 
-class TritonBackend(LengthSortedBackend):
+class TritonBackend(OnTriton, LengthSortedBackend):
     def __init__(self, model: TritonModel, tokenizer_path=None, *, max_tokens: int = 256, batch_size: int = 64) -> None:
         where = f"DEJA_EMBEDDER_TRITON_MODEL: {model.model!r} on {model.url}"
         if model.input_names() != INPUTS or model.output_dims(OUTPUT) != [DIMENSION]:
             raise ConfigError(f"{where} is not the embedder graph (inputs {model.input_names()}, output {OUTPUT!r})")
-        version = model.parameter(VERSION_PARAMETER)
-        if not version:
-            raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
+        version = model.version(where)
         rows = min(batch_size, model.max_batch_size) if model.max_batch_size else batch_size
         super().__init__(tokenizer_path, max_tokens=max_tokens, batch_size=rows, run_tokens=RUN_TOKENS, pad_to=PAD_TO)
         self.model = model
@@ -47,12 +45,6 @@ class TritonBackend(LengthSortedBackend):
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.model.infer({"input_ids": ids, "attention_mask": mask}, OUTPUT)
-
-    def ready(self) -> bool:
-        return self.model.ready()
-
-    def close(self) -> None:
-        self.model.close()
 
 
 def create(settings: EmbedderSettings) -> TritonBackend:

@@ -1,4 +1,8 @@
-"""One API's wire format: what the cache pipeline (`chat.py`) must know to serve it.
+"""One API's wire format: what the cache pipeline (`pipeline.py`) must know to serve it, and what
+both formats share (the tenant-keyed entry id, message text, the chunking of replayed text).
+
+Each API's own side lives in its folder: `openai/` and `anthropic/` (request parsing and key,
+SSE assembly and replay, the ApiFormat adapter, its piece of session memory).
 
 The pipeline — exact lookup, semantic lookup, upstream on a miss, store after the response —
 is the same for every API. A format says how to parse and key a request, what its answers
@@ -13,9 +17,11 @@ the shape the provider produced it in; nothing is converted between APIs.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+import blake3
 from starlette.responses import Response
 
 from deja.v1 import common_pb2
@@ -47,6 +53,35 @@ class StreamAssembly(Protocol):
     def flush(self) -> bytes: ...
 
     def completion(self) -> dict[str, Any]: ...
+
+
+def entry_key(tenant: str, request_key: bytes) -> bytes:
+    """The entry id of a request in a tenant's cache: blake3 of the request's key, keyed with the tenant
+    id (32 bytes). Two tenants never share an id (an id seen by one says nothing about the other's
+    cache), and the same request keeps its id across restarts."""
+    return blake3.blake3(request_key, key=bytes.fromhex(tenant)).digest()
+
+
+_PIECE = re.compile(r"\s*\S+|\s+$")
+WORDS_PER_CHUNK = 3  # roughly the 3-5 tokens a provider sends per delta
+
+
+def text_pieces(text: str) -> Iterator[str]:
+    """Text as a replayed stream sends it: a few words per event, whitespace kept."""
+    pieces = _PIECE.findall(text)
+    for start in range(0, len(pieces), WORDS_PER_CHUNK):
+        yield "".join(pieces[start : start + WORDS_PER_CHUNK])
+
+
+def message_text(content: Any) -> str | None:
+    """Message content as text: a string, or the text parts of a list of parts (others skipped)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        texts = [p for p in parts if isinstance(p, str)]
+        return "\n".join(texts) if texts else None
+    return None
 
 
 def token_count(usage: Mapping[str, Any], name: str) -> int:
@@ -94,6 +129,14 @@ class ApiFormat(abc.ABC):
     @abc.abstractmethod
     def replay(self, answer: dict[str, Any], request: CacheableRequest) -> Iterator[bytes]:
         """A stored answer as the SSE stream the provider would have sent."""
+
+    @abc.abstractmethod
+    def answer_text(self, answer: dict[str, Any]) -> str | None:
+        """The answer's text as session memory keeps it (None: nothing to remember, e.g. tool calls only)."""
+
+    @abc.abstractmethod
+    def with_history(self, request: CacheableRequest, history: list[dict[str, str]]) -> CacheableRequest:
+        """The request with recalled user/assistant turns put in front of its conversation."""
 
     @abc.abstractmethod
     def error_response(self, exc: ApiError, headers: dict[str, str] | None = None) -> Response:

@@ -1,9 +1,17 @@
-"""OpenAI-style error bodies: every failure the gateway itself produces looks like this."""
+"""OpenAI-style error bodies: every failure the gateway itself produces looks like this, and the app's
+handlers that turn an exception into one (never a stack trace). The chat routes answer in their
+own API's shape (`ApiFormat.error_response`)."""
 
 from __future__ import annotations
 
 import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
+
+from deja.logs import get_logger
+
+log = get_logger("deja.gateway")
 
 
 class ApiError(Exception):
@@ -34,3 +42,19 @@ class ApiError(Exception):
 
 def error_body(message: str, *, type: str, param: str | None = None, code: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return ApiError(exc.status_code, exc.detail, code=f"http_{exc.status_code}").response()
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled_error", path=request.url.path, error=repr(exc))
+    return ApiError(500, "internal error in the Deja gateway", type="server_error").response()
+
+
+EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected}

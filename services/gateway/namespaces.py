@@ -4,7 +4,7 @@ A path under `/v1/cache/` or `/v1/sessions/` that the gateway does not serve wou
 through to the passthrough route and reach the LLM provider with the caller's key (a typo, a probe,
 `..%2F..%2Fetc%2Fpasswd`). Here it gets Deja's own JSON 404 instead, in the Anthropic shape when the
 request speaks Anthropic (`anthropic-version`), the OpenAI shape otherwise. `/v1/admin/` has its own
-catch-all (admin.py), behind the admin key.
+catch-all (cache_api/admin.py), behind the admin key.
 
 Starlette matches the percent-decoded path, so an encoded separator or `..` is still under the prefix.
 """
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.gateway.anthropic_format import ANTHROPIC
+from services.gateway.anthropic.format import ANTHROPIC
 from services.gateway.errors import ApiError
 
 OWN_PREFIXES = ("/v1/cache", "/v1/sessions")

@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
+from starlette.middleware import Middleware
 
 from deja import telemetry
 from deja.logs import get_logger
@@ -108,6 +109,18 @@ class RequestObserver:
                     "request", method=scope["method"], path=scope["path"][:200], status=status, cache=record.cache,
                     ms=round((time.perf_counter() - record.started) * 1000, 3),
                 )  # fmt: skip
+
+
+def middleware(access_log: bool) -> list[Middleware]:
+    """Per-request records always; the OpenTelemetry HTTP server span only when tracing is on."""
+    stack = [Middleware(RequestObserver, access_log=access_log)]
+    if telemetry.enabled():
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # Outermost, so the server span is current for everything below; probes and scrapes are not traced.
+        stack.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="healthz,readyz,metrics",
+                                   exclude_spans=["receive", "send"]))  # fmt: skip
+    return stack
 
 
 _tracer = telemetry.tracer("deja.gateway")

@@ -1,7 +1,7 @@
 """`GET /openapi.json`: the gateway's OpenAPI 3.1 description, written by hand next to the routes.
 
-Hand-written because the gateway's inputs are validated by hand (`chat_request`, `anthropic_format`,
-`cache_control`, the admin and session handlers), not by a framework that could generate it; the
+Hand-written because the gateway's inputs are validated by hand (`openai/request`, `anthropic/request`,
+`cache_headers`, the admin and session handlers), not by a framework that could generate it; the
 schemas below state the same rules. tests/test_openapi_fuzz.py keeps it honest: every route of
 the app is described with its methods (and nothing else is), and a property-based run throws
 requests that break these schemas at every operation.
@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from deja.ids import ENTRY_ID_PATTERN
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-SESSION_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+from deja.ids import ENTRY_ID_PATTERN, NAMESPACE_PATTERN, SESSION_ID_PATTERN, TENANT_PATTERN
+
+SESSION_ID = f"^{SESSION_ID_PATTERN}$"  # the rules of deja/ids.py, anchored as JSON Schema patterns
 ENTRY_ID = f"^{ENTRY_ID_PATTERN}$"
-TENANT = r"^[A-Za-z0-9_-]{1,128}$"
-NAMESPACE = r"^[A-Za-z0-9._:/-]{1,64}$"
+TENANT = f"^{TENANT_PATTERN}$"
+NAMESPACE = f"^{NAMESPACE_PATTERN}$"
 
 OPENAI_ERROR = {
     "type": "object",
@@ -515,3 +519,11 @@ def build_spec() -> dict[str, Any]:
 
 
 SPEC = build_spec()
+
+
+async def _openapi_json(request: Request) -> Response:
+    return JSONResponse(SPEC)
+
+
+def openapi_routes() -> list[Route]:
+    return [Route("/openapi.json", _openapi_json, methods=["GET"])]

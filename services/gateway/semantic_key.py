@@ -11,6 +11,9 @@ answer-changing parameter and any attached file or snippet must match exactly. O
 known to be volatile session noise (working directory, clock, reminders) are dropped from both,
 so "explain this code" over two different files never matches, while an agent whose
 environment block changes every call still can.
+
+Format-neutral: both APIs' bodies have `messages` with text parts; each format's `request.py`
+passes its keyed body and key schema to `parts_of`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from typing import Any
 
 import blake3
 import orjson
-
-from services.gateway.chat_request import KEY_SCHEMA, NOT_IN_KEY, ChatRequest
 
 # A tagged block that spans lines: how agents attach context. Inline tags (`<b>x</b>`) stay.
 _TAGGED_BLOCK = re.compile(r"<([A-Za-z][\w.-]*)(?:\s[^>]*)?>(?=[^\n]*\n).*?</\1>", re.DOTALL)
@@ -73,11 +74,6 @@ def _last_user_index(messages: list[dict]) -> int | None:
         if messages[i].get("role") == "user":
             return i
     return None
-
-
-def semantic_parts(chat: ChatRequest) -> SemanticParts:
-    """The parts of an OpenAI chat completion request."""
-    return parts_of({k: v for k, v in chat.body.items() if k not in NOT_IN_KEY}, KEY_SCHEMA)
 
 
 def last_user_text(messages: list[dict]) -> str | None:

@@ -60,10 +60,3 @@ def has_tool_turns(messages: list[dict[str, Any]]) -> bool:
         if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") in TOOL_BLOCKS for b in content):
             return True
     return False
-
-
-def calls_tools(completion: dict[str, Any]) -> bool:
-    return any(
-        (c.get("message") or {}).get("tool_calls") or (c.get("message") or {}).get("function_call")
-        for c in completion.get("choices") or ()
-    )

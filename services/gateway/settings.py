@@ -1,3 +1,7 @@
+"""The gateway's settings: `GatewaySettings` (the HTTP front and its cache tiers) and `MemorySettings`
+(session memory on the chat path). Each DEJA_* variable is declared once: session memory reaches
+the store at GatewaySettings' DEJA_STORE_ADDR (deja/endpoints.py declares the address rule)."""
+
 from __future__ import annotations
 
 import re
@@ -201,6 +205,27 @@ class GatewaySettings:
             )
         if self.admin_key and len(self.admin_key) < 16:
             raise ConfigError("DEJA_ADMIN_KEY: use at least 16 characters (empty turns the admin API off)")
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Session memory's deadlines and recall size; its store is GatewaySettings.store_addr."""
+
+    timeout_ms: int = setting(
+        "DEJA_SESSION_TIMEOUT_MS", 2000, "deadline of the gateway's session calls (endpoints, recording)", minimum=1
+    )
+    recall_timeout_ms: int = setting(
+        "DEJA_SESSION_RECALL_TIMEOUT_MS",
+        200,
+        "deadline of the recall lookup on the chat path; past it the request goes on without recall",
+        minimum=1,
+    )
+    recall_messages: int = setting(
+        "DEJA_SESSION_RECALL_MESSAGES",
+        20,
+        "messages `X-Deja-Memory: recall` puts in front of a request (and the default n of the session endpoints)",
+        minimum=1,
+    )
 
 
 SHIPPED_PRIOR = Path(__file__).resolve().parents[1] / "verifier" / "model" / "reliability.json"

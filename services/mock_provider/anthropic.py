@@ -17,17 +17,24 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from services.gateway.anthropic_format import error_type_for
-from services.gateway.anthropic_sse import error_event, replay_events
-from services.gateway.semantic_key import last_user_text
 from services.mock_provider import truth as ground_truth
 from services.mock_provider.answers import answer_for, cluster_for, digest_words
 from services.mock_provider.json_answers import json_text
 from services.mock_provider.judge import Judge, Pair
+from services.mock_provider.wire import anthropic_error, anthropic_error_event, anthropic_error_type, message_events
 
 
 def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"type": "error", "error": {"type": error_type_for(status), "message": message}}, status)
+    return JSONResponse(anthropic_error(anthropic_error_type(status), message), status)
+
+
+def _prompt(messages: list[dict]) -> str | None:
+    """The last user turn's text when it is all text (a turn with tool results or images has none)."""
+    last = next((m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), None)
+    content = None if last is None else last.get("content")
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "\n".join(str(p.get("text")) for p in content)
+    return content if isinstance(content, str) else None
 
 
 def _tool_results(messages: list[dict]) -> int:
@@ -69,7 +76,7 @@ def judge_message(body: dict, text: str) -> dict:
 
 
 def message_for(body: dict, truth: Mapping[str, str] | None = None) -> dict:
-    prompt = last_user_text(body["messages"]) or "(tool results)"
+    prompt = _prompt(body["messages"]) or "(tool results)"
     digest = _digest(body)
     tools = body.get("tools") or []
     step = _tool_results(body["messages"])
@@ -128,11 +135,11 @@ async def messages(
     error_after = int(headers.get("x-mock-stream-error-after", -1))
 
     async def stream():
-        for i, chunk in enumerate(replay_events(message)):
+        for i, chunk in enumerate(message_events(message)):
             if i == break_after:
                 raise ConnectionResetError("mock provider: stream broken on purpose")
             if i == error_after:
-                yield error_event("overloaded_error", "Overloaded")
+                yield anthropic_error_event("overloaded_error", "Overloaded")
                 return
             yield chunk
             await asyncio.sleep(0)

@@ -47,16 +47,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.gateway.sse import event, replay_chunks
 from services.mock_provider import anthropic
 from services.mock_provider import truth as ground_truth
 from services.mock_provider.answers import answer_for, cluster_for, digest_words
 from services.mock_provider.json_answers import json_text
 from services.mock_provider.judge import Judge, Pair, anthropic_pair, openai_pair
+from services.mock_provider.wire import completion_chunks, data_line, openai_error
 
 
 def _error(status: int, message: str, type: str, code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type, "param": None, "code": code}}, status)
+    return JSONResponse(openai_error(message, type, code), status)
 
 
 def _prompt(body: dict) -> str:
@@ -170,12 +170,11 @@ def create_app(
         error_after = int(headers.get("x-mock-stream-error-after", -1))
 
         async def stream():
-            for i, chunk in enumerate(replay_chunks(completion, include_usage)):
+            for i, chunk in enumerate(completion_chunks(completion, include_usage)):
                 if i == break_after:
                     raise ConnectionResetError("mock provider: stream broken on purpose")
                 if i == error_after:
-                    yield event({"error": {"message": "overloaded", "type": "server_error", "param": None,
-                                           "code": None}})  # fmt: skip
+                    yield data_line(openai_error("overloaded", "server_error"))
                     return
                 yield chunk
                 await asyncio.sleep(0)

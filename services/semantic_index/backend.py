@@ -17,6 +17,7 @@ from typing import Protocol
 import blake3
 import numpy as np
 
+from deja.errors import InvalidRequest, Unavailable
 from deja.ids import TENANT_RULE, is_valid_tenant
 
 MAX_K = 50  # more candidates than this only slows the verifier down
@@ -37,11 +38,7 @@ ENTRY_ID = "entry_id"
 EXPIRES_AT_MS = "expires_at_ms"
 
 
-class InvalidRequest(ValueError):
-    """The caller sent something the index refuses (INVALID_ARGUMENT)."""
-
-
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(Unavailable):
     """The engine or server cannot be reached or is closed (UNAVAILABLE); the message is safe to show."""
 
 

@@ -36,14 +36,11 @@ import qdrant_edge as qe
 
 from deja.logs import get_logger
 from deja.settings import ConfigError
+from services.semantic_index import filters
 from services.semantic_index.backend import (
-    CONTEXT,
     ENTRY_ID,
     EXPIRES_AT_MS,
-    NAMESPACE,
     PROMPT,
-    SCOPE,
-    TENANT,
     BackendUnavailable,
     Hit,
     IndexPoint,
@@ -51,8 +48,6 @@ from services.semantic_index.backend import (
     check_dimension,
     collection_name,
     engine_threshold,
-    now_ms,
-    point_id,
     to_hits,
 )
 
@@ -61,16 +56,28 @@ log = get_logger("deja.semantic.edge")
 _META = "collection.json"
 
 
-def _match(key: str, value: str) -> qe.FieldCondition:
-    return qe.FieldCondition(key, match=qe.MatchValue(value))
+class _Edge:
+    """qdrant_edge's spelling of the conditions in services.semantic_index.filters."""
 
+    @staticmethod
+    def match(key: str, value: str) -> qe.FieldCondition:
+        return qe.FieldCondition(key, match=qe.MatchValue(value))
 
-def _live(now: int) -> qe.FieldCondition:
-    return qe.FieldCondition(EXPIRES_AT_MS, range=qe.RangeFloat(gt=now))
+    @staticmethod
+    def match_any(key: str, values: list[str]) -> qe.FieldCondition:
+        return qe.FieldCondition(key, match=qe.MatchAny(values))
 
+    @staticmethod
+    def has_id(ids: list[str]) -> qe.HasIdCondition:
+        return qe.HasIdCondition(set(ids))
 
-def _expired(now: int) -> qe.FieldCondition:
-    return qe.FieldCondition(EXPIRES_AT_MS, range=qe.RangeFloat(lte=now))
+    @staticmethod
+    def live(now: int) -> qe.FieldCondition:
+        return qe.FieldCondition(EXPIRES_AT_MS, range=qe.RangeFloat(gt=now))
+
+    @staticmethod
+    def expired(now: int) -> qe.FieldCondition:
+        return qe.FieldCondition(EXPIRES_AT_MS, range=qe.RangeFloat(lte=now))
 
 
 @dataclass
@@ -195,13 +202,10 @@ class EdgeBackend:
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0),
         )
         shard = qe.EdgeShard.create(str(folder / "shard"), config)
-        for key, schema in (
-            (TENANT, qe.KeywordIndexParams(is_tenant=True)),
-            (SCOPE, qe.PayloadSchemaType.Keyword),
-            (NAMESPACE, qe.PayloadSchemaType.Keyword),
-            (CONTEXT, qe.PayloadSchemaType.Keyword),
-            (ENTRY_ID, qe.PayloadSchemaType.Keyword),  # invalidation and feedback select by entry
-            (EXPIRES_AT_MS, qe.IntegerIndexParams(lookup=False, range=True)),
+        for key, schema in filters.payload_indexes(
+            qe.KeywordIndexParams(is_tenant=True),
+            qe.PayloadSchemaType.Keyword,
+            qe.IntegerIndexParams(lookup=False, range=True),
         ):
             shard.update(qe.UpdateOperation.create_field_index(key, schema))
         shard.flush()
@@ -248,16 +252,7 @@ class EdgeBackend:
         request = qe.QueryRequest(
             limit=query.k,
             query=qe.Query.Nearest(query.vector.tolist()),
-            # scope first: the planner starts from the most selective condition it is given.
-            filter=qe.Filter(
-                must=[
-                    _match(SCOPE, query.scope),
-                    _match(TENANT, query.tenant),
-                    _match(NAMESPACE, query.namespace),
-                    _match(CONTEXT, query.context),
-                    _live(now_ms()),
-                ]
-            ),
+            filter=qe.Filter(must=filters.search(_Edge, query)),
             with_payload=qe.PayloadSelector.Include([ENTRY_ID, PROMPT]),
             with_vector=False,
             score_threshold=engine_threshold(query.min_similarity),
@@ -278,34 +273,22 @@ class EdgeBackend:
     async def delete(self, tenant: str, namespace: str, entry_ids: list[str]) -> int:
         if not entry_ids:
             return 0
-        ids = {point_id(tenant, namespace, entry_id) for entry_id in entry_ids}
-        # The ids already encode the scope; matching tenant and namespace too makes "only this
-        # scope" hold by construction rather than by hash.
-        return await self._delete_matching(
-            [qe.HasIdCondition(ids), _match(TENANT, tenant), _match(NAMESPACE, namespace)]
-        )
+        return await self._delete_matching(filters.delete(_Edge, tenant, namespace, entry_ids))
 
     async def drop_tenant(self, tenant: str) -> int:
-        return await self._delete_matching([_match(TENANT, tenant)])
+        return await self._delete_matching(filters.tenant(_Edge, tenant))
 
     async def invalidate(self, tenant: str, namespace: str | None, entry_ids: list[str]) -> int:
-        conditions = [_match(TENANT, tenant)]
-        if namespace is not None:
-            conditions.append(_match(NAMESPACE, namespace))
-        if entry_ids:
-            conditions.append(qe.FieldCondition(ENTRY_ID, match=qe.MatchAny(sorted(set(entry_ids)))))
-        return await self._delete_matching(conditions)
+        return await self._delete_matching(filters.invalidate(_Edge, tenant, namespace, entry_ids))
 
     async def count(self, tenant: str | None = None, *, include_expired: bool = False) -> int:
-        conditions = [] if tenant is None else [_match(TENANT, tenant)]
-        if not include_expired:
-            conditions.append(_live(now_ms()))
+        conditions = filters.count(_Edge, tenant, include_expired)
         request = qe.CountRequest(exact=True, filter=qe.Filter(must=conditions) if conditions else None)
         return sum(await self._each(lambda shard: shard.count(request)))
 
     async def purge_expired(self) -> int:
         def purge(shard: qe.EdgeShard) -> int:
-            expired = qe.Filter(must=[_expired(now_ms())])
+            expired = qe.Filter(must=filters.expired(_Edge))
             found = shard.count(qe.CountRequest(exact=True, filter=expired))
             if found:
                 shard.update(qe.UpdateOperation.delete_points_by_filter(expired))

@@ -22,14 +22,11 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from deja.logs import get_logger
+from services.semantic_index import filters
 from services.semantic_index.backend import (
-    CONTEXT,
     ENTRY_ID,
     EXPIRES_AT_MS,
-    NAMESPACE,
     PROMPT,
-    SCOPE,
-    TENANT,
     BackendUnavailable,
     Hit,
     IndexPoint,
@@ -37,8 +34,6 @@ from services.semantic_index.backend import (
     check_dimension,
     collection_name,
     engine_threshold,
-    now_ms,
-    point_id,
     to_hits,
 )
 
@@ -59,16 +54,28 @@ def _unavailable(exc: BaseException) -> bool:
     return False
 
 
-def _match(key: str, value: str) -> qm.FieldCondition:
-    return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+class _Qdrant:
+    """qdrant_client's spelling of the conditions in services.semantic_index.filters."""
 
+    @staticmethod
+    def match(key: str, value: str) -> qm.FieldCondition:
+        return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
 
-def _live(now: int) -> qm.FieldCondition:
-    return qm.FieldCondition(key=EXPIRES_AT_MS, range=qm.Range(gt=now))
+    @staticmethod
+    def match_any(key: str, values: list[str]) -> qm.FieldCondition:
+        return qm.FieldCondition(key=key, match=qm.MatchAny(any=values))
 
+    @staticmethod
+    def has_id(ids: list[str]) -> qm.HasIdCondition:
+        return qm.HasIdCondition(has_id=ids)
 
-def _expired(now: int) -> qm.FieldCondition:
-    return qm.FieldCondition(key=EXPIRES_AT_MS, range=qm.Range(lte=now))
+    @staticmethod
+    def live(now: int) -> qm.FieldCondition:
+        return qm.FieldCondition(key=EXPIRES_AT_MS, range=qm.Range(gt=now))
+
+    @staticmethod
+    def expired(now: int) -> qm.FieldCondition:
+        return qm.FieldCondition(key=EXPIRES_AT_MS, range=qm.Range(lte=now))
 
 
 class QdrantBackend:
@@ -140,13 +147,10 @@ class QdrantBackend:
                     raise
                 return self._dimensions[name]
             if not self._local:  # the in-process engine ignores (and warns about) payload indexes
-                for key, schema in (
-                    (TENANT, qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)),
-                    (SCOPE, qm.PayloadSchemaType.KEYWORD),
-                    (NAMESPACE, qm.PayloadSchemaType.KEYWORD),
-                    (CONTEXT, qm.PayloadSchemaType.KEYWORD),
-                    (ENTRY_ID, qm.PayloadSchemaType.KEYWORD),  # invalidation and feedback select by entry
-                    (EXPIRES_AT_MS, qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=False, range=True)),
+                for key, schema in filters.payload_indexes(
+                    qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True),
+                    qm.PayloadSchemaType.KEYWORD,
+                    qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=False, range=True),
                 ):
                     await self._call(self._client.create_payload_index(name, key, field_schema=schema, wait=True))
             log.info("qdrant_collection_created", collection=name, dimension=dimension)
@@ -180,15 +184,7 @@ class QdrantBackend:
             self._client.query_points(
                 name,
                 query=query.vector.tolist(),
-                query_filter=qm.Filter(
-                    must=[
-                        _match(SCOPE, query.scope),
-                        _match(TENANT, query.tenant),
-                        _match(NAMESPACE, query.namespace),
-                        _match(CONTEXT, query.context),
-                        _live(now_ms()),
-                    ]
-                ),
+                query_filter=qm.Filter(must=filters.search(_Qdrant, query)),
                 limit=query.k,
                 with_payload=[ENTRY_ID, PROMPT],
                 with_vectors=False,
@@ -210,26 +206,16 @@ class QdrantBackend:
     async def delete(self, tenant: str, namespace: str, entry_ids: list[str]) -> int:
         if not entry_ids:
             return 0
-        ids = sorted({point_id(tenant, namespace, entry_id) for entry_id in entry_ids})
-        return await self._delete_matching(
-            [qm.HasIdCondition(has_id=ids), _match(TENANT, tenant), _match(NAMESPACE, namespace)]
-        )
+        return await self._delete_matching(filters.delete(_Qdrant, tenant, namespace, entry_ids))
 
     async def drop_tenant(self, tenant: str) -> int:
-        return await self._delete_matching([_match(TENANT, tenant)])
+        return await self._delete_matching(filters.tenant(_Qdrant, tenant))
 
     async def invalidate(self, tenant: str, namespace: str | None, entry_ids: list[str]) -> int:
-        conditions = [_match(TENANT, tenant)]
-        if namespace is not None:
-            conditions.append(_match(NAMESPACE, namespace))
-        if entry_ids:
-            conditions.append(qm.FieldCondition(key=ENTRY_ID, match=qm.MatchAny(any=sorted(set(entry_ids)))))
-        return await self._delete_matching(conditions)
+        return await self._delete_matching(filters.invalidate(_Qdrant, tenant, namespace, entry_ids))
 
     async def count(self, tenant: str | None = None, *, include_expired: bool = False) -> int:
-        conditions = [] if tenant is None else [_match(TENANT, tenant)]
-        if not include_expired:
-            conditions.append(_live(now_ms()))
+        conditions = filters.count(_Qdrant, tenant, include_expired)
         matching = qm.Filter(must=conditions) if conditions else None
         total = 0
         for name in await self._names():
@@ -237,7 +223,7 @@ class QdrantBackend:
         return total
 
     async def purge_expired(self) -> int:
-        return await self._delete_matching([_expired(now_ms())])
+        return await self._delete_matching(filters.expired(_Qdrant))
 
     async def healthy(self) -> bool:
         try:

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 
 from deja.endpoints import metrics_port_setting, port_setting
-from deja.settings import ConfigError, setting
+from deja.settings import ConfigError, check_choice, setting
 
 BACKENDS = ("edge", "qdrant")
 
@@ -43,8 +43,7 @@ class SemanticIndexSettings:
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"DEJA_SEMANTIC_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check_choice("DEJA_SEMANTIC_BACKEND", self.backend, BACKENDS)
         if self.qdrant_url != ":memory:" and not self.qdrant_url.startswith(("http://", "https://")):
             raise ConfigError(f"DEJA_QDRANT_URL: expected an http(s):// URL or :memory:, got {self.qdrant_url!r}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", self.collection_prefix):

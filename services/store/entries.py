@@ -15,18 +15,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import blake3
 import orjson
 
+from deja.errors import InvalidRequest
 from deja.ids import is_valid_entry_id, is_valid_tenant
-from deja.v1 import common_pb2, store_pb2
+from deja.redis_client import AnyRedis
+from deja.v1 import store_pb2
+from services.store.layout import namespace_tag, tenant_keys, tenant_prefix
 
-if TYPE_CHECKING:
-    from services.store.redis_store import RedisExactStore
-
-MAX_PROMPT_CHARS = 1000
 MAX_FILTER_CHARS = 1000
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -49,26 +47,15 @@ return deleted
 """
 
 
-class InvalidFilter(ValueError):
+class InvalidFilter(InvalidRequest):
     """The filter or feedback is malformed (INVALID_ARGUMENT)."""
 
 
-def namespace_tag(namespace: str) -> str:
-    """The member prefix of a namespace (as redis_store writes it)."""
-    return blake3.blake3(namespace.encode()).hexdigest(8) if namespace else "-"
+class _Store(Protocol):
+    """What entry administration needs of the store (RedisExactStore): its Redis client."""
 
-
-def entry_meta(scope: common_pb2.Scope, entry: store_pb2.CacheEntry, size: int) -> bytes:
-    return orjson.dumps(
-        {
-            "ns": scope.namespace,
-            "fmt": entry.api_format,
-            "model": entry.model,
-            "prompt": entry.prompt,
-            "created": entry.created_at_ms,
-            "size": size,
-        }
-    )
+    @property
+    def redis(self) -> AnyRedis: ...
 
 
 def check_entry_id(entry_id: str) -> str:
@@ -138,9 +125,8 @@ def _batches(items: list, size: int = BATCH) -> Iterator[list]:
 
 
 class EntryAdmin:
-    def __init__(self, store: RedisExactStore) -> None:
-        self._store = store
-        self._redis = store._redis
+    def __init__(self, store: _Store) -> None:
+        self._redis = store.redis
         self._delete_many = self._redis.register_script(_DELETE_MANY)
 
     async def _tenants(self, f: store_pb2.EntryFilter) -> list[str]:
@@ -156,7 +142,7 @@ class EntryAdmin:
         self, tenant: str, matcher: _Matcher, *, live_after_ms: float | None
     ) -> list[tuple[str, store_pb2.EntryInfo]]:
         """(member, info) of the tenant's entries that match."""
-        prefix = self._store._tenant_prefix(tenant)
+        prefix = tenant_prefix(tenant)
         low = f"({live_after_ms}" if live_after_ms is not None else "-inf"
         scored = await self._redis.zrangebyscore(f"{prefix}:idx", low, "+inf", withscores=True)
         members = [(m.decode(), score) for m, score in scored if matcher.member(m.decode())]
@@ -187,15 +173,15 @@ class EntryAdmin:
         for tenant in await self._tenants(f):
             matched = await self._matching(tenant, matcher, live_after_ms=None)
             if not dry_run:
-                prefix = self._store._tenant_prefix(tenant)
-                tenant_keys = self._store._tenant_keys(prefix)
+                prefix = tenant_prefix(tenant)
+                keys = tenant_keys(prefix)
                 for batch in _batches([member for member, _ in matched]):
                     entry_keys = [f"{prefix}:e:{m}" for m in batch]
-                    await self._delete_many(keys=[*tenant_keys, *entry_keys], args=batch)
+                    await self._delete_many(keys=[*keys, *entry_keys], args=batch)
             removed += [info for _, info in matched]
         return removed
 
     async def record_feedback(self, tenant: str, entry_id: str, correct: bool) -> None:
         check_entry_id(entry_id)
-        prefix = self._store._tenant_prefix(tenant)
+        prefix = tenant_prefix(tenant)
         await self._redis.hincrby(f"{prefix}:stats", "feedback_correct" if correct else "feedback_incorrect", 1)

@@ -18,6 +18,7 @@ import time
 
 from google.protobuf.message import DecodeError
 
+from deja.errors import InvalidRequest
 from deja.ids import TENANT_RULE, is_valid_tenant
 from deja.redis_client import AnyRedis
 from deja.v1 import store_pb2
@@ -30,7 +31,7 @@ COUNTERS = (
 MAX_INCREMENT = 10_000_000  # per call: a judge call's tokens, never a bulk import
 
 
-class InvalidObservation(ValueError):
+class InvalidObservation(InvalidRequest):
     """Malformed observation or counters (INVALID_ARGUMENT)."""
 
 

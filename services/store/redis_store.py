@@ -12,6 +12,8 @@ valid on Redis Cluster, where each tenant lives on one shard):
     deja:{T}:meta               HASH  member -> JSON {ns, fmt, model, prompt, created, size}
                                       (listing and invalidation: see entries.py)
 
+The key names are built in layout.py, which entries.py shares.
+
 Entries expire by Redis TTL; the index and byte counter are trimmed lazily (on Put and
 Stats) so `entries` and `bytes` count only live entries. Each operation is one round trip.
 A Get counts a hit under the tier the caller names (none for reads that serve nobody) and adds
@@ -24,13 +26,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import blake3
 from google.protobuf.message import DecodeError
 
-from deja.ids import TENANT_RULE, is_valid_tenant
+from deja.errors import InvalidRequest
 from deja.redis_client import AnyRedis, redis_client
 from deja.v1 import store_pb2
-from services.store.entries import MAX_PROMPT_CHARS, entry_meta
+from services.store.layout import MAX_PROMPT_CHARS, entry_meta, member, tenant_keys, tenant_prefix
 
 # Shared by put and stats: drop up to 500 expired members from the index and byte count.
 _PURGE = """
@@ -104,10 +105,6 @@ return s
 _TIER_COUNTERS = {store_pb2.TIER_EXACT: "hits_exact", store_pb2.TIER_SEMANTIC: "hits_semantic"}
 
 
-class InvalidRequest(ValueError):
-    """The caller sent something the store refuses (bad tenant, key or entry)."""
-
-
 @dataclass(frozen=True)
 class PutResult:
     stored: bool
@@ -152,31 +149,13 @@ class RedisExactStore:
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 
-    # -- keys --------------------------------------------------------------------------
+    # -- keys (services.store.layout) ---------------------------------------------------
 
     @staticmethod
-    def _tenant_prefix(tenant: str) -> str:
-        if not is_valid_tenant(tenant):
-            raise InvalidRequest(f"scope.{TENANT_RULE}")
-        return f"deja:{{{tenant}}}"
-
-    @staticmethod
-    def _member(scope: store_pb2.common__pb2.Scope, key: bytes) -> str:
-        if len(key) != 32:
-            raise InvalidRequest("key must be 32 bytes (blake3 of the canonical request)")
-        # Namespaces are caller-chosen text; hashing keeps them from forging key structure.
-        ns = blake3.blake3(scope.namespace.encode()).hexdigest(8) if scope.namespace else "-"
-        return f"{ns}:{key.hex()}"
-
-    def _keys(self, scope, key: bytes) -> tuple[str, str, list[str]]:
-        prefix = self._tenant_prefix(scope.tenant)
-        member = self._member(scope, key)
-        entry = f"{prefix}:e:{member}"
-        return member, entry, self._tenant_keys(prefix)
-
-    @staticmethod
-    def _tenant_keys(prefix: str) -> list[str]:
-        return [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:tok", f"{prefix}:stats", f"{prefix}:meta"]
+    def _keys(scope, key: bytes) -> tuple[str, str, list[str]]:
+        prefix = tenant_prefix(scope.tenant)
+        name = member(scope, key)
+        return name, f"{prefix}:e:{name}", tenant_keys(prefix)
 
     # -- operations --------------------------------------------------------------------
 
@@ -222,12 +201,11 @@ class RedisExactStore:
         return bool(await self._delete(keys=[entry_key, *tenant_keys], args=[member]))
 
     async def count_misses(self, tenant: str, misses: int) -> None:
-        await self._redis.hincrby(f"{self._tenant_prefix(tenant)}:stats", "misses", misses)
+        await self._redis.hincrby(f"{tenant_prefix(tenant)}:stats", "misses", misses)
 
     async def stats(self, tenant: str) -> store_pb2.TenantStats:
-        prefix = self._tenant_prefix(tenant)
         exact, semantic, misses, tokens, nbytes, correct, incorrect, entries = map(
-            int, await self._stats(keys=self._tenant_keys(prefix), args=[_now_ms()])
+            int, await self._stats(keys=tenant_keys(tenant_prefix(tenant)), args=[_now_ms()])
         )
         return store_pb2.TenantStats(
             tenant=tenant,

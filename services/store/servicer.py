@@ -1,34 +1,20 @@
-"""gRPC face of the exact cache: validates, calls RedisExactStore, maps failures to status codes.
+"""gRPC face of the exact cache: calls RedisExactStore and the entry/observation logs.
 
-Redis being down or slow becomes UNAVAILABLE / DEADLINE_EXCEEDED, which the gateway treats
-as a miss (fail open); a malformed request becomes INVALID_ARGUMENT.
+Failures are raised, not mapped here: the bootstrap's one mapping (deja.grpc_errors) turns Redis
+being down or slow into UNAVAILABLE / DEADLINE_EXCEEDED, which the gateway treats as a miss (fail
+open), and a malformed request (InvalidRequest and its kinds) into INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
-import grpc
-import redis.exceptions
-
+from deja.errors import InvalidRequest
 from deja.logs import get_logger
 from deja.v1 import store_pb2, store_pb2_grpc
-from services.store.entries import EntryAdmin, InvalidFilter
-from services.store.observations import InvalidObservation, ObservationLog
-from services.store.redis_store import InvalidRequest, RedisExactStore
+from services.store.entries import EntryAdmin
+from services.store.observations import ObservationLog
+from services.store.redis_store import RedisExactStore
 
 log = get_logger("deja.store")
-
-
-async def _fail(context: grpc.aio.ServicerContext, exc: Exception, op: str) -> None:
-    if isinstance(exc, InvalidRequest | InvalidFilter | InvalidObservation):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    if isinstance(exc, redis.exceptions.TimeoutError):
-        log.warning("redis_timeout", op=op)
-        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "redis timed out")
-    if isinstance(exc, redis.exceptions.ConnectionError):
-        log.warning("redis_unavailable", op=op, error=str(exc))
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "redis unavailable")
-    log.error("store_error", op=op, error=repr(exc))
-    await context.abort(grpc.StatusCode.INTERNAL, f"{op} failed")
 
 
 class StoreServicer(store_pb2_grpc.StoreServiceServicer):
@@ -38,19 +24,13 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         self._observations = observations or ObservationLog(store.redis, max_kept=5000)
 
     async def Get(self, request, context):
-        try:
-            entry = await self._store.get(request.scope, request.key, request.count_hit_as)
-        except Exception as exc:
-            await _fail(context, exc, "get")
+        entry = await self._store.get(request.scope, request.key, request.count_hit_as)
         if entry is None:
             return store_pb2.StoreGetResponse(found=False)
         return store_pb2.StoreGetResponse(found=True, entry=entry)
 
     async def Put(self, request, context):
-        try:
-            result = await self._store.put(request.scope, request.key, request.entry, request.ttl_seconds)
-        except Exception as exc:
-            await _fail(context, exc, "put")
+        result = await self._store.put(request.scope, request.key, request.entry, request.ttl_seconds)
         return store_pb2.StorePutResponse(
             stored=result.stored,
             reason=result.reason,
@@ -59,68 +39,43 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         )
 
     async def Delete(self, request, context):
-        try:
-            deleted = await self._store.delete(request.scope, request.key)
-        except Exception as exc:
-            await _fail(context, exc, "delete")
-        return store_pb2.StoreDeleteResponse(deleted=deleted)
+        return store_pb2.StoreDeleteResponse(deleted=await self._store.delete(request.scope, request.key))
 
     async def Stats(self, request, context):
-        try:
-            stats = await self._store.stats(request.tenant)
-            for name, value in (await self._observations.counters(request.tenant)).items():
-                setattr(stats, name, value)
-        except Exception as exc:
-            await _fail(context, exc, "stats")
+        stats = await self._store.stats(request.tenant)
+        for name, value in (await self._observations.counters(request.tenant)).items():
+            setattr(stats, name, value)
         return store_pb2.StoreStatsResponse(stats=stats)
 
     async def CountMisses(self, request, context):
         if not 1 <= request.misses <= 1_000_000:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "misses must be between 1 and 1000000")
-        try:
-            await self._store.count_misses(request.tenant, request.misses)
-        except Exception as exc:
-            await _fail(context, exc, "count_misses")
+            raise InvalidRequest("misses must be between 1 and 1000000")
+        await self._store.count_misses(request.tenant, request.misses)
         return store_pb2.StoreCountMissesResponse()
 
     # -- administration and feedback ----------------------------------------------------
 
     async def ListEntries(self, request, context):
-        try:
-            return await self._entries.list(request.filter, request.limit)
-        except Exception as exc:
-            await _fail(context, exc, "list_entries")
+        return await self._entries.list(request.filter, request.limit)
 
     async def Invalidate(self, request, context):
-        try:
-            entries = await self._entries.invalidate(request.filter, request.dry_run)
-        except Exception as exc:
-            await _fail(context, exc, "invalidate")
+        entries = await self._entries.invalidate(request.filter, request.dry_run)
         if not request.dry_run:
             tenants = sorted({e.tenant for e in entries})
             log.info("entries_invalidated", entries=len(entries), tenants=[t[:12] for t in tenants][:20])
         return store_pb2.StoreInvalidateResponse(entries=entries)
 
     async def RecordFeedback(self, request, context):
-        try:
-            await self._entries.record_feedback(request.tenant, request.entry_id, request.correct)
-        except Exception as exc:
-            await _fail(context, exc, "record_feedback")
+        await self._entries.record_feedback(request.tenant, request.entry_id, request.correct)
         return store_pb2.StoreFeedbackResponse()
 
     # -- the error budget's evidence ------------------------------------------------------
 
     async def RecordObservation(self, request, context):
         observation = request.observation if request.HasField("observation") else None
-        try:
-            await self._observations.record(request.tenant, observation, dict(request.counters))
-        except Exception as exc:
-            await _fail(context, exc, "record_observation")
+        await self._observations.record(request.tenant, observation, dict(request.counters))
         return store_pb2.StoreObservationResponse()
 
     async def ListObservations(self, request, context):
-        try:
-            observations = await self._observations.list(request.tenant, request.limit)
-        except Exception as exc:
-            await _fail(context, exc, "list_observations")
+        observations = await self._observations.list(request.tenant, request.limit)
         return store_pb2.StoreListObservationsResponse(observations=observations)

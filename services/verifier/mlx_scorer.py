@@ -21,8 +21,8 @@ import onnx
 from deja.mlx_bert import Bert
 from deja.settings import ConfigError
 from deja.v1 import common_pb2
+from services.verifier.cross_encoder import Calibration, CrossEncoderScorer, load_calibration, model_version
 from services.verifier.onnx_weights import OnnxWeightsError, read_bert
-from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration, model_version
 
 
 class MlxPairScorer(CrossEncoderScorer):

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from deja.v1 import common_pb2
-from services.verifier.scorer import Calibration, CrossEncoderScorer, model_version
+from services.verifier.cross_encoder import Calibration, CrossEncoderScorer, model_version
 
 
 class OnnxPairScorer(CrossEncoderScorer):

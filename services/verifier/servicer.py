@@ -2,7 +2,10 @@
 
 Inference runs on one dedicated worker thread: the event loop stays free for health checks
 and new calls, and concurrent requests queue for the model instead of oversubscribing the
-cores that ONNX Runtime's own intra-op threads already use.
+cores that ONNX Runtime's own intra-op threads already use. Failures are raised, not mapped here:
+the bootstrap's one mapping (deja.grpc_errors) answers a refused call with INVALID_ARGUMENT, a
+scorer dependency timing out or down with DEADLINE_EXCEEDED / UNAVAILABLE, and anything else
+with INTERNAL ("verification failed").
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 from opentelemetry import trace
 from prometheus_client import Histogram
 
-from deja.clients.status import failure_status
+from deja.errors import InvalidRequest
 from deja.logs import get_logger
 from deja.metrics import LATENCY_BUCKETS
 from deja.v1 import verifier_pb2, verifier_pb2_grpc
@@ -41,7 +43,7 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
 
-    def _invalid(self, request: verifier_pb2.VerifyRequest) -> str | None:
+    def _problem(self, request: verifier_pb2.VerifyRequest) -> str | None:
         if not request.query.strip():
             return "query is empty"
         if len(request.candidates) > self._max_candidates:
@@ -56,21 +58,16 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
         return None
 
     async def Verify(self, request, context):
-        problem = self._invalid(request)
+        problem = self._problem(request)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise InvalidRequest(problem)
         if not request.candidates:
             return verifier_pb2.VerifyResponse(model=self._scorer.info)
         prompts = [c.prompt for c in request.candidates]
         started = time.perf_counter()
-        try:
-            loop = asyncio.get_running_loop()
-            probabilities = await loop.run_in_executor(
-                self._worker, contextvars.copy_context().run, self._score, request.query, prompts
-            )
-        except Exception as exc:
-            log.error("verify_failed", candidates=len(prompts), error=repr(exc))
-            await context.abort(failure_status(exc), "verification failed")
+        probabilities = await asyncio.get_running_loop().run_in_executor(
+            self._worker, contextvars.copy_context().run, self._score, request.query, prompts
+        )
         elapsed = time.perf_counter() - started
         SCORE_SECONDS.observe(elapsed)
         for p in probabilities:

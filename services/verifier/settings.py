@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deja.endpoints import TRITON_GRPC_PORT, metrics_port_setting, port_setting
-from deja.settings import ConfigError, setting
+from deja.settings import ConfigError, check_choice, setting
 
 BACKENDS = ("onnx", "triton", "mlx")
 # The project's trained same-intent cross-encoder, shipped in the repository (see its MODEL_CARD.md).
@@ -77,8 +77,7 @@ class VerifierSettings:
     log_level: str = setting("DEJA_LOG_LEVEL", "info", "debug, info, warning or error")
 
     def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"DEJA_VERIFIER_BACKEND: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check_choice("DEJA_VERIFIER_BACKEND", self.backend, BACKENDS)
         if self.max_length > MAX_POSITIONS:
             raise ConfigError(f"DEJA_VERIFIER_MAX_LENGTH: must be <= {MAX_POSITIONS}, got {self.max_length}")
         where = self.resolved_model_dir()

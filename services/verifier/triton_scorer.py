@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from deja.clients.triton import VERSION_PARAMETER, TritonModel, connect
+from deja.clients.triton import VERSION_PARAMETER, OnTriton, TritonModel, connect
 from deja.logs import get_logger
 from deja.settings import ConfigError
 from deja.v1 import common_pb2
-from services.verifier.scorer import Calibration, CrossEncoderScorer, load_calibration, model_version
+from services.verifier.cross_encoder import Calibration, CrossEncoderScorer, load_calibration, model_version
 from services.verifier.settings import VerifierSettings
 
 log = get_logger("deja.verifier")
 REQUIRED = ("input_ids", "attention_mask")
 
 
-class TritonPairScorer(CrossEncoderScorer):
+class TritonPairScorer(OnTriton, CrossEncoderScorer):
     def __init__(
         self,
         model: TritonModel,
@@ -40,10 +40,8 @@ class TritonPairScorer(CrossEncoderScorer):
         names = model.input_names()
         if not set(REQUIRED) <= set(names) or len(model.config.get("output", [])) != 1:
             raise ConfigError(f"{where}: not a pair classifier (inputs {names}, one logits output expected)")
-        version = model.parameter(VERSION_PARAMETER)
-        if not version:
-            raise ConfigError(f"{where} has no {VERSION_PARAMETER!r} parameter in its config (run `make models`)")
-        self._model = model
+        version = model.version(where)
+        self.model = model
         self._output = model.config["output"][0]["name"]
         self._info = common_pb2.ModelInfo(model_id=model_id, model_version=version, dimension=0, backend="triton")
         super().__init__(
@@ -55,18 +53,12 @@ class TritonPairScorer(CrossEncoderScorer):
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         rows = len(feed["input_ids"])
-        step = self._model.max_batch_size or rows
+        step = self.model.max_batch_size or rows
         parts = [
-            self._model.infer({name: array[start : start + step] for name, array in feed.items()}, self._output)
+            self.model.infer({name: array[start : start + step] for name, array in feed.items()}, self._output)
             for start in range(0, rows, step)
         ]  # more rows than max_batch_size only when rows are independent (one call per candidate otherwise)
         return np.concatenate(parts)
-
-    def ready(self) -> bool:
-        return self._model.ready()
-
-    def close(self) -> None:
-        self._model.close()
 
 
 def create(settings: VerifierSettings) -> TritonPairScorer:

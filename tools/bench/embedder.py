@@ -11,36 +11,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from deja.clients import EmbedderClient
 from deja.settings import load
-from services.embedder.backends import REPO, create_backend
+from services.embedder.backends import create_backend
+from services.embedder.base import REPO
 from services.embedder.settings import EmbedderSettings
+from tools.bench.memory import rss_mb
 from tools.cluster import free_port
+from tools.eval.labeled import cluster_records
 
 QQP = REPO.parent / "shared/datasets/qqp/clusters.jsonl.gz"
 
 
 def questions(n: int = 2000) -> list[str]:
     if QQP.is_file():
-        with gzip.open(QQP, "rt") as f:
-            return [json.loads(line)["question"] for _, line in zip(range(n), f, strict=False)]
+        return [record["question"] for _, record in zip(range(n), cluster_records(QQP), strict=False)]
     topics = ["a list", "a dict", "a div", "a string", "a file", "a thread", "a socket", "a date"]
     return [f"How do I sort {topics[i % 8]} in Python without copying it, number {i}?" for i in range(n)]
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set of a process, from /proc."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def p50_ms(samples: list[float]) -> float:
@@ -90,7 +83,7 @@ async def bench_grpc(texts: list[str], seconds: float, threads: int, window_ms: 
             if proc.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError("embedder service did not start")
             await asyncio.sleep(0.05)
-        loaded_rss, _ = rss_mb(proc.pid)
+        loaded_rss = rss_mb(proc.pid)
         for text in texts[:20]:
             await client.embed([text])
         samples = []
@@ -114,7 +107,7 @@ async def bench_grpc(texts: list[str], seconds: float, threads: int, window_ms: 
         started = time.perf_counter()
         await asyncio.gather(*(caller(k) for k in range(32)))
         concurrent = done / (time.perf_counter() - started)
-        rss, peak = rss_mb(proc.pid)
+        rss, peak = rss_mb(proc.pid), rss_mb(proc.pid, peak=True)
         return {
             "grpc_p50_ms": p50_ms(samples),
             "grpc_32_callers_texts_s": concurrent,

@@ -25,15 +25,16 @@ from pathlib import Path
 
 import httpx
 import orjson
-import psutil
 import redis
 import uvloop
-from prometheus_client.parser import text_string_to_metric_families
 
 from deja.clients import EmbedderClient, StoreClient
 from deja.v1 import common_pb2
-from services.gateway.cache_policy import entry_key, tenant_of
-from services.gateway.chat_request import parse_chat_request
+from services.gateway.api_format import entry_key
+from services.gateway.identity import tenant_of
+from services.gateway.openai.request import parse_chat_request
+from tools.bench.exposition import samples
+from tools.bench.memory import rss_mb
 from tools.cluster import Cluster
 
 API_KEY = "bench-key"
@@ -328,13 +329,9 @@ async def tier_seconds(gateway_url: str) -> dict[str, tuple[float, float]]:
     async with httpx.AsyncClient(timeout=10) as http:
         text = (await http.get(f"{gateway_url}/metrics")).text
     found: dict[str, list[float]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "deja_tier_duration_seconds":
-            continue
-        for sample in family.samples:
-            slot = {"deja_tier_duration_seconds_sum": 0, "deja_tier_duration_seconds_count": 1}.get(sample.name)
-            if slot is not None:
-                found.setdefault(sample.labels["tier"], [0.0, 0.0])[slot] = sample.value
+    for sample in samples(text, "deja_tier_duration_seconds_sum", "deja_tier_duration_seconds_count"):
+        slot = 0 if sample.name.endswith("_sum") else 1
+        found.setdefault(sample.labels["tier"], [0.0, 0.0])[slot] = sample.value
     return {tier: (pair[0], pair[1]) for tier, pair in found.items()}
 
 
@@ -361,10 +358,6 @@ async def embedder_throughput(addr: str, seconds: float, batch: int = 32, concur
 
 
 # -- the report -----------------------------------------------------------------------------
-
-
-def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def print_report(

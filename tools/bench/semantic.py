@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 import orjson
 
+from tools.bench.exposition import samples
 from tools.bench.overload import overload
 from tools.chaos import LANGUAGES, TASKS
 from tools.cluster import Cluster, verifier_only_env
@@ -101,7 +102,7 @@ async def run_clients(http: httpx.AsyncClient, clients: int, seconds: float, see
 async def shed(http: httpx.AsyncClient) -> float:
     """Lookups the gateway shed so far (deja_semantic_shed_total)."""
     metrics = (await http.get("/metrics")).text
-    return sum(float(line.split()[1]) for line in metrics.splitlines() if line.startswith("deja_semantic_shed_total"))
+    return sum(sample.value for sample in samples(metrics, "deja_semantic_shed_total"))
 
 
 def failed_open(log_path: Path) -> int:

@@ -25,18 +25,11 @@ from deja.clients import SemanticIndexClient
 from deja.v1 import common_pb2
 from services.semantic_index.backend import IndexPoint, SearchQuery, now_ms
 from services.semantic_index.edge_backend import EdgeBackend
+from tools.bench.memory import rss_mb
 from tools.cluster import free_port, grpc_ready
 
 VERSION = "bench"
 PURGE_INTERVAL_S = 1.0
-
-
-def rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
-    """Resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float]:
@@ -131,7 +124,7 @@ async def grpc_round(data_dir: Path, data: Data, qs) -> dict:
         await client.close()
         return {
             "start_s": start_s, "rss_idle": idle, "rss_after": after, "latency": percentiles(samples),
-            "dropped": dropped, "rss_peak": rss_mb(proc.pid, "VmHWM"),
+            "dropped": dropped, "rss_peak": rss_mb(proc.pid, peak=True),
         }  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)

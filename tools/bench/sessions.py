@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import gzip
 import random
 import statistics
 import sys
@@ -31,13 +29,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import orjson
 
 from deja.clients.sessions import SessionClient
 from deja.v1 import sessions_pb2
 from services.store.sessions.archive import Archive, Archived, Header
 from services.store.sessions.records import Message
 from tools.cluster import Cluster
+from tools.eval.labeled import cluster_records, tsv_rows
 
 SESSION_SIZES = (20, 100, 1000)  # messages
 LEVELS = (3, 9, 19)
@@ -48,18 +46,15 @@ DIMENSION = 384
 
 
 def _column(path: Path, column: str = "text_a") -> list[str]:
-    with gzip.open(path, "rt") as f:
-        return [row[column] for row in csv.DictReader(f, delimiter="\t")]
+    return [row[column] for row in tsv_rows(path)]
 
 
 def _questions(datasets: Path) -> list[str]:
     seen, out = set(), []
-    with gzip.open(datasets / "qqp" / "clusters.jsonl.gz", "rt") as f:
-        for line in f:
-            row = orjson.loads(line)
-            if row["cluster_id"] not in seen:  # one question per same-intent cluster
-                seen.add(row["cluster_id"])
-                out.append(row["question"])
+    for row in cluster_records(datasets / "qqp" / "clusters.jsonl.gz"):
+        if row["cluster_id"] not in seen:  # one question per same-intent cluster
+            seen.add(row["cluster_id"])
+            out.append(row["question"])
     return out
 
 

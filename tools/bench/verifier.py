@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import gzip
 import os
 import random
 import subprocess
@@ -27,7 +25,10 @@ from deja.v1 import verifier_pb2
 from services.verifier.main import SERVICE_NAME
 from services.verifier.scorer import PairScorer, load_scorer
 from services.verifier.settings import VerifierSettings
+from tools.bench.memory import rss_mb
 from tools.cluster import free_port, grpc_ready
+from tools.eval.labeled import tsv_rows
+from tools.eval.metrics import auc
 
 # The shared evaluation data sits next to the checkout (see its README); DEJA_DATASETS overrides.
 DATASETS = Path(os.environ.get("DEJA_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets"))
@@ -44,18 +45,6 @@ CANDIDATES = [
 def percentiles(samples_s: list[float]) -> str:
     ms = np.array(samples_s) * 1000
     return f"p50 {np.percentile(ms, 50):6.2f} ms   p99 {np.percentile(ms, 99):6.2f} ms   (n={len(ms)})"
-
-
-def rank_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mann-Whitney AUC with tied scores given their average rank."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ranks = (np.bincount(inverse, weights=ranks) / counts)[inverse]
-    pos = labels == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def scorer_latency(scorer: PairScorer, iterations: int, count: int = len(CANDIDATES)) -> list[float]:
@@ -83,15 +72,6 @@ async def grpc_latency(addr: str, iterations: int, count: int = len(CANDIDATES))
     return samples
 
 
-def proc_memory_mb(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields
-
-
 def service_figures(iterations: int) -> None:
     port = free_port()
     env = {**os.environ, "DEJA_VERIFIER_PORT": str(port), "DEJA_LOG_LEVEL": "warning"}
@@ -103,23 +83,19 @@ def service_figures(iterations: int) -> None:
                 raise RuntimeError("verifier service did not become ready")
             time.sleep(0.05)
         print(f"service ready in {time.monotonic() - started:.1f} s (process start, imports, model load)")
-        idle = proc_memory_mb(proc.pid)
+        idle = rss_mb(proc.pid)
         for count in (1, len(CANDIDATES)):
             samples = asyncio.run(grpc_latency(f"127.0.0.1:{port}", iterations, count))
             print(f"gRPC Verify, {count} candidate{'s' if count > 1 else ' '}:   {percentiles(samples)}")
-        busy = proc_memory_mb(proc.pid)
-        print(
-            f"service RSS: {idle['VmRSS']:.0f} MB idle, {busy['VmRSS']:.0f} MB after the run, "
-            f"peak {busy['VmHWM']:.0f} MB (target <= 600 MB)"
-        )
+        busy, peak = rss_mb(proc.pid), rss_mb(proc.pid, peak=True)
+        print(f"service RSS: {idle:.0f} MB idle, {busy:.0f} MB after the run, peak {peak:.0f} MB (target <= 600 MB)")
     finally:
         proc.terminate()
         proc.wait(10)
 
 
 def labeled_pairs(path: Path, n: int, seed: int) -> tuple[list[tuple[str, str]], np.ndarray]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    rows = tsv_rows(path)
     rows = random.Random(seed).sample(rows, min(n, len(rows)))
     return [(r["text_a"], r["text_b"]) for r in rows], np.array([int(r["label"]) for r in rows])
 
@@ -132,7 +108,7 @@ def quality(scorer: PairScorer, name: str, path: Path, n: int, seed: int) -> Non
     started = time.perf_counter()
     scores = np.array([scorer.score(a, [b])[0] for a, b in pairs])
     elapsed = time.perf_counter() - started
-    line = f"{name}: {len(pairs)} pairs ({labels.mean():.0%} positive), rank AUC {rank_auc(scores, labels):.3f}"
+    line = f"{name}: {len(pairs)} pairs ({labels.mean():.0%} positive), rank AUC {auc(scores, labels):.3f}"
     for threshold in (0.5, 0.9):
         accepted = scores >= threshold
         precision = labels[accepted].mean() if accepted.any() else float("nan")

@@ -8,8 +8,6 @@ DEJA_VERIFIER_THRESHOLD for the verifier), plus threshold-free AUC and recall at
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import random
 import sys
@@ -20,6 +18,7 @@ import numpy as np
 import structlog
 
 from deja.settings import load
+from tools.eval.labeled import labeled_pairs
 from tools.eval.metrics import report
 
 # `make eval`: the test split of every labeled set the project was given.
@@ -28,13 +27,11 @@ SUITE = [("qqp", "qqp/test.tsv.gz", 4000), ("paws", "paws/test.tsv.gz", 0), ("mr
 
 
 def read_pairs(path: Path, limit: int = 0, seed: int = 0) -> tuple[list[str], list[str], np.ndarray]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle, delimiter="\t") if r["text_a"] and r["text_b"]]
+    rows = labeled_pairs(path)
     if limit and len(rows) > limit:
         rows = random.Random(seed).sample(rows, limit)  # a fixed sample: runs stay comparable
-    labels = np.array([int(r["label"]) for r in rows], dtype=np.int8)
-    return [r["text_a"] for r in rows], [r["text_b"] for r in rows], labels
+    labels = np.array([label for _, _, label in rows], dtype=np.int8)
+    return [a for a, _, _ in rows], [b for _, b, _ in rows], labels
 
 
 class Models:

@@ -16,19 +16,14 @@ Built-in workloads, generated from the evaluation datasets (`../shared/datasets`
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from tools.eval.labeled import pair_rows
+
 BUILT_IN = ("qqp", "checklist", "coding")
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        return [r for r in csv.DictReader(handle, delimiter="\t") if r["text_a"] and r["text_b"]]
 
 
 class _Components:
@@ -53,7 +48,7 @@ class _Components:
 def qqp_workload(datasets: Path, seed: int = 0) -> list[dict]:
     """Every question of qqp/test once, clustered by the split's positive pairs, in a seeded order."""
     components = _Components()
-    for row in _rows(datasets / "qqp" / "test.tsv.gz"):
+    for row in pair_rows(datasets / "qqp" / "test.tsv.gz"):
         components.find(row["text_a"]), components.find(row["text_b"])
         if row["label"] == "1":
             components.union(row["text_a"], row["text_b"])
@@ -70,7 +65,7 @@ def qqp_workload(datasets: Path, seed: int = 0) -> list[dict]:
 def checklist_workload(datasets: Path, seed: int = 0) -> list[dict]:
     """Each pair of checklist/test as its own tenant: text_a asked first, then text_b. Pairs in a
     seeded order (so a `--limit` sample covers every test), each pair's two requests together."""
-    rows = _rows(datasets / "checklist" / "test.tsv.gz")
+    rows = pair_rows(datasets / "checklist" / "test.tsv.gz")
     random.Random(seed).shuffle(rows)
     requests = []
     for i, row in enumerate(rows):

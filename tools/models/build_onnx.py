@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +30,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO / "deploy/triton/model_repository/embedder/1/model.onnx"
+from tools.models.common import EMBEDDER_ONNX, shown, write_model
+
+DEFAULT_OUT = EMBEDDER_ONNX
 OPSET = 17  # LayerNormalization as one op (faster in ORT than its decomposed form)
 IR_VERSION = 8  # the IR that opset 17 shipped with: older runtimes (Triton's onnxruntime) load it
 PREFIX = "bert."  # the torch export's prefix (its module holds BertModel as `bert`)
@@ -216,20 +215,9 @@ def main() -> None:
     model = build(weights, json.loads((source / "config.json").read_text()))
 
     out = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target and rename: make never sees a half-written file.
-    fd, tmp_name = tempfile.mkstemp(prefix=".model-", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        tmp.write_bytes(model.SerializeToString(deterministic=True))
-        tmp.chmod(0o644)  # mkstemp makes it 0600; a service or Triton running as another user must read it
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
+    write_model(out, lambda tmp: tmp.write_bytes(model.SerializeToString(deterministic=True)))
     print(
-        f"build_onnx: wrote {shown} ({out.stat().st_size / 1e6:.1f} MB, opset {OPSET}) "
+        f"build_onnx: wrote {shown(out)} ({out.stat().st_size / 1e6:.1f} MB, opset {OPSET}) "
         f"in {time.perf_counter() - started:.1f} s",
         file=sys.stderr,
     )

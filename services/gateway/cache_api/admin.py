@@ -14,43 +14,31 @@ the hex blake3 of its API key (`python -c "import blake3; print(blake3.blake3(b'
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.gateway.cache_admin import (
+from services.gateway.body import read_json_object
+from services.gateway.cache_api.operations import (
     FILTER_FIELDS,
-    CacheAdmin,
     bad,
     check_entry_id,
     check_tenant,
     entry_filter,
     entry_json,
-    json_object,
+    invalidation_json,
     limit_from,
     no_unknown,
     query_fields,
 )
-from services.gateway.cache_policy import api_key_from
 from services.gateway.errors import ApiError
+from services.gateway.identity import require_admin
+from services.gateway.tiers import Tiers
 
 
-def require_admin(request: Request, admin_key: str) -> None:
-    if not admin_key:
-        raise ApiError(404, "the admin API is off: set DEJA_ADMIN_KEY to turn it on", type="not_found_error",
-                       code="admin_api_disabled")  # fmt: skip
-    given = api_key_from(request.headers.get("authorization")) or request.headers.get("x-deja-admin-key", "")
-    if not given:
-        raise ApiError(401, "the admin API needs the admin key (Authorization: Bearer ...)",
-                       type="authentication_error", code="missing_admin_key")  # fmt: skip
-    if not hmac.compare_digest(given.encode(), admin_key.encode()):
-        raise ApiError(403, "this key is not the admin key", type="permission_error", code="invalid_admin_key")
-
-
-def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]:
+def admin_routes(tiers: Callable[[], Tiers], admin_key: str) -> list[Route]:
     def tenant_param(request: Request) -> str:
         tenant = request.query_params.get("tenant")
         if tenant is None:
@@ -61,26 +49,26 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
         return query_fields(request, allowed, also=frozenset({"tenant", "limit"}))
 
     async def list_entries(request: Request) -> Response:
-        require_admin(request, admin_key)
+        require_admin(request.headers, admin_key)
         tenant = tenant_param(request)
         f = entry_filter(admin_query(request, FILTER_FIELDS), tenant=tenant)
-        listed = await admin().list(f, limit_from(request.query_params.get("limit")))
+        listed = await tiers().cache.list(f, limit_from(request.query_params.get("limit")))
         data = [entry_json(e, with_tenant=True) for e in listed.entries]
         return JSONResponse({"object": "list", "data": data, "matched": listed.matched})
 
     async def delete_entry(request: Request) -> Response:
-        require_admin(request, admin_key)
+        require_admin(request.headers, admin_key)
         tenant = tenant_param(request)
         entry_id = check_entry_id(request.path_params["entry_id"])
         f = entry_filter({**admin_query(request, {"namespace"}), "entry_ids": [entry_id]}, tenant=tenant)
-        done = await admin().invalidate(f)
+        done = await tiers().cache.invalidate(f)
         if not done.entries:
             raise ApiError(404, f"tenant has no entry {entry_id}", type="not_found_error", code="entry_not_found")
         return JSONResponse(invalidation_json(done, dry_run=False, with_tenant=True))
 
     async def invalidate(request: Request) -> Response:
-        require_admin(request, admin_key)
-        body = await json_object(request)
+        require_admin(request.headers, admin_key)
+        body = await read_json_object(request)
         no_unknown(body, FILTER_FIELDS | {"tenant", "all_tenants", "entry_ids", "dry_run"})
         all_tenants = body.get("all_tenants", False)
         if not isinstance(all_tenants, bool):
@@ -92,16 +80,16 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
             raise bad("'dry_run' must be a boolean", "dry_run")
         tenant = None if all_tenants else check_tenant(body["tenant"])
         f = entry_filter(body, tenant=tenant, all_tenants=all_tenants)
-        done = await admin().invalidate(f, dry_run=dry_run)
+        done = await tiers().cache.invalidate(f, dry_run=dry_run)
         return JSONResponse(invalidation_json(done, dry_run=dry_run, with_tenant=True))
 
     async def stats(request: Request) -> Response:
-        require_admin(request, admin_key)
+        require_admin(request.headers, admin_key)
         admin_query(request, set())
-        return JSONResponse(await admin().stats(tenant_param(request)))
+        return JSONResponse(await tiers().cache.stats(tenant_param(request)))
 
     async def unknown_path(request: Request) -> Response:
-        require_admin(request, admin_key)
+        require_admin(request.headers, admin_key)
         raise ApiError(404, f"no admin endpoint {request.method} {request.url.path}", type="not_found_error",
                        code="not_found")  # fmt: skip
 
@@ -114,15 +102,3 @@ def admin_routes(admin: Callable[[], CacheAdmin], admin_key: str) -> list[Route]
         Route("/v1/admin", unknown_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/v1/admin/{rest:path}", unknown_path, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-
-
-def invalidation_json(done, *, dry_run: bool, with_tenant: bool) -> dict:
-    shown = done.entries[:1000]
-    return {
-        "object": "cache.invalidation",
-        "dry_run": dry_run,
-        "deleted": 0 if dry_run else len(done.entries),
-        "matched": len(done.entries),
-        "semantic_points_deleted": done.semantic_points,
-        "entries": [entry_json(e, with_tenant=with_tenant) for e in shown],
-    }

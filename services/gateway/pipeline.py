@@ -1,10 +1,12 @@
-"""The cache pipeline of one API format (`POST /v1/chat/completions`, `POST /v1/messages`): request
-cache headers, exact lookup, semantic lookup, upstream on a miss, store in the background.
+"""The cache pipeline of one API format (`POST /v1/chat/completions`, `POST /v1/messages`), step by
+step: session headers, cache headers, the body read and parsed once, session recall, exact lookup,
+semantic lookup (verifier, judge), upstream on a miss, then — after the response — the cache write
+and the session's recording.
 
-What is specific to an API (parsing, key, stream shapes, error shape) comes from its ApiFormat
-(`openai_format`, `anthropic_format`); per-request cache control from `cache_control`.
-Every cache step fails open: a store that is down, slow or broken turns into a miss (and a
-skipped write), never into an error for the client.
+What is specific to an API (parsing, key, stream shapes, error shape, its piece of memory) comes
+from its ApiFormat (`openai/`, `anthropic/`); per-request cache control from `cache_headers`;
+session memory from `session_memory`. Every cache step fails open: a store that is down, slow or
+broken turns into a miss (and a skipped write), never into an error for the client.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,41 +22,31 @@ import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from deja.clients import DependencyError, StoreClient
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2
 from services.gateway import compact_answers, observe
-from services.gateway.api_format import ApiFormat, CacheableRequest
-from services.gateway.cache_control import CacheControl, cache_control_from
-from services.gateway.cache_policy import Policy, entry_key, tenant_of
+from services.gateway.api_format import ApiFormat, CacheableRequest, entry_key
+from services.gateway.body import read_request
+from services.gateway.cache_headers import CacheControl, Policy, cache_control_from
 from services.gateway.errors import ApiError
 from services.gateway.evidence import ServedMatch
+from services.gateway.identity import tenant_of
 from services.gateway.judge import Judge
-from services.gateway.openai_format import OPENAI
 from services.gateway.pricing import PriceTable
 from services.gateway.semantic import Lookup, SemanticHit, SemanticTier
 from services.gateway.semantic_key import SemanticParts
 from services.gateway.semantic_policy import SemanticPolicy
+from services.gateway.session_memory import Memory, SessionTurn
+from services.gateway.settings import GatewaySettings
+from services.gateway.tiers import Tiers
 from services.gateway.upstream import Upstream
 
 log = get_logger("deja.gateway")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it is known to exceed `limit` (never buffered past it)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body exceeds {limit} bytes", code="request_too_large")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body exceeds {limit} bytes", code="request_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _upstream_error(fmt: ApiFormat, response: httpx.Response, body: bytes, headers: dict[str, str]) -> Response:
@@ -85,7 +77,7 @@ class ReplayResponse(StreamingResponse):
     """A cached answer replayed as SSE: every event is known, so it goes out in one write with its
     length and without the disconnect watcher a live stream needs. Event by event, through that
     watcher, its first byte came 1-2 ms after a JSON hit's; now they match (bench_streaming.py).
-    Still a StreamingResponse, so wrappers that tee a stream (session memory) see the events."""
+    Still a StreamingResponse: the events are those of a live stream."""
 
     async def __call__(self, scope, receive, send) -> None:
         await self.stream_response(send)
@@ -102,6 +94,14 @@ def _drop(started: asyncio.Task | None) -> None:
         return
     if not started.cancelled() and started.exception() is None:
         asyncio.get_running_loop().create_task(started.result().aclose())
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def _age_s(entry: store_pb2.CacheEntry) -> int:
@@ -131,24 +131,50 @@ class WritePlan:
     lookup: Lookup | None  # the embedding from the failed semantic lookup, reused for indexing
 
 
-class ChatCompletions:
+class CachePipeline:
+    """One API format's route. The tiers it calls (`Tiers`) are opened in the app's lifespan, inside
+    uvicorn's event loop, after this object and its route exist."""
+
     def __init__(
-        self, *, store: StoreClient, upstream: Upstream, max_body_bytes: int, access_log: bool,
-        policy: SemanticPolicy, semantic: SemanticTier | None, prices: PriceTable | None = None,
-        fmt: ApiFormat = OPENAI, judge: Judge | None = None, judge_mode: str = "sequential", audit_rate: float = 0.0,
-    ) -> None:  # fmt: skip
+        self, fmt: ApiFormat, settings: GatewaySettings, prices: PriceTable, tiers: Callable[[], Tiers]
+    ) -> None:
         self.fmt = fmt
-        self.judge = judge  # None: DEJA_JUDGE=off, the uncertain band is a miss
-        self.judge_mode = judge_mode  # "race": the upstream request starts while the judge decides
-        self.audit_rate = audit_rate  # share of auto-served hits judged after the response
-        self.store = store
-        self.upstream = upstream
-        self.policy = policy
-        self.semantic = semantic
-        self.max_body_bytes = max_body_bytes
-        self.access_log = access_log
-        self.prices = prices or PriceTable.parse("")
+        self.tiers = tiers
+        self.judge_mode = settings.judge_mode  # "race": the upstream request starts while the judge decides
+        self.audit_rate = settings.audit_rate  # share of auto-served hits judged after the response
+        self.max_body_bytes = settings.max_body_bytes
+        self.access_log = settings.access_log
+        self.prices = prices
         self._writes: set[asyncio.Task] = set()
+
+    def route(self) -> Route:
+        return Route(self.fmt.route, self.handle, methods=["POST"])
+
+    # -- the tiers of the running app (tiers.py) ------------------------------------------
+
+    @property
+    def store(self) -> StoreClient:
+        return self.tiers().store
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.tiers().upstreams[self.fmt.api]
+
+    @property
+    def semantic(self) -> SemanticTier | None:
+        return self.tiers().semantic
+
+    @property
+    def judge(self) -> Judge | None:
+        return self.tiers().judge  # None: DEJA_JUDGE=off, the uncertain band is a miss
+
+    @property
+    def policy(self) -> SemanticPolicy:
+        return self.tiers().policy
+
+    @property
+    def memory(self) -> Memory:
+        return self.tiers().memory
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Let background cache writes finish (on shutdown)."""
@@ -158,17 +184,25 @@ class ChatCompletions:
     # -- the endpoint ------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
+        turn = None
+        api_key = self.fmt.api_key(request.headers)
         try:
-            return compact_answers.compact(await self._handle(request), request.headers, self.fmt.api)
+            turn = self.memory.turn(request.headers, api_key, self.fmt)  # bad memory headers: 400 before all else
+            response = await self._handle(request, api_key, turn)
+            response = compact_answers.compact(response, request.headers, self.fmt.api)
         except ApiError as exc:  # in the API's own error shape
-            return self.fmt.error_response(exc)
+            response = self.fmt.error_response(exc)
+        if turn is not None:
+            turn.finish(response)
+        return response
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request, api_key: str | None, turn: SessionTurn | None) -> Response:
         started = time.perf_counter()
         control = cache_control_from(request.headers)
-        chat = self.fmt.parse(await read_body(request, self.max_body_bytes), request.headers)
+        chat = await read_request(request, self.fmt, self.max_body_bytes)
         compact_answers.refuse_stream(request.headers, chat)
-        api_key = self.fmt.api_key(request.headers)
+        if turn is not None:
+            chat = await turn.recall(chat)  # the session's recent turns in front, before the request is keyed
         # No key, no tenant: such a request is forwarded but never read from or written to the cache.
         policy = control.policy if api_key else Policy.BYPASS
         scope = common_pb2.Scope(tenant=tenant_of(api_key), namespace=control.namespace) if api_key else None
@@ -177,7 +211,7 @@ class ChatCompletions:
         if policy is Policy.NORMAL:
             entry = await self._lookup(scope, key, control)
             if entry is not None:
-                response = self._serve(chat, entry, {"x-deja-cache": "hit-exact"})
+                response = self._serve(chat, entry, {"x-deja-cache": "hit-exact"}, turn)
                 self._log(started, chat, scope, "hit-exact", response.status_code)
                 return response
 
@@ -190,7 +224,7 @@ class ChatCompletions:
         if semantic and policy is Policy.NORMAL:
             step = await self._semantic(request.headers, headers, chat, scope, parts, control)
             if step.hit is not None:
-                return self._serve_semantic(started, chat, scope, step.hit, step.outcome)
+                return self._serve_semantic(started, chat, scope, step.hit, step.outcome, turn)
         lookup, started_upstream, judge_outcome = step.lookup, step.started_upstream, step.outcome
 
         plan = None
@@ -200,9 +234,9 @@ class ChatCompletions:
         if policy is Policy.NORMAL:
             self._background(self._count_miss(scope))
         if chat.stream:
-            response = await self._stream_from_upstream(chat, headers, policy.value, plan, started_upstream)
+            response = await self._stream_from_upstream(chat, headers, policy.value, plan, turn, started_upstream)
         else:
-            response = await self._fetch_from_upstream(chat, headers, policy.value, plan, started_upstream)
+            response = await self._fetch_from_upstream(chat, headers, policy.value, plan, turn, started_upstream)
         if plan is not None and response.status_code == 200:
             response.headers["x-deja-entry"] = key.hex()  # the id the answer is stored under
         if judge_outcome:
@@ -236,7 +270,7 @@ class ChatCompletions:
         judged = SemanticHit(entry, match.similarity, match.probability, match.pair, match.cached_question)
         return SemanticStep(lookup, hit=judged, outcome="hit-judged")
 
-    def _serve_semantic(self, started: float, chat, scope, hit: SemanticHit, outcome: str) -> Response:
+    def _serve_semantic(self, started: float, chat, scope, hit: SemanticHit, outcome: str, turn) -> Response:
         match = ServedMatch(hit.probability, hit.similarity, hit.pair)
         self.semantic.evidence.served(scope.tenant, hit.entry.entry_id, match)
         headers = {
@@ -245,7 +279,7 @@ class ChatCompletions:
             "x-deja-similarity": f"{hit.similarity:.4f}",
             "x-deja-verifier-score": f"{hit.probability:.4f}",
         }
-        response = self._serve(chat, hit.entry, headers)
+        response = self._serve(chat, hit.entry, headers, turn)
         self._log(
             started, chat, scope, outcome, response.status_code,
             similarity=round(hit.similarity, 4), verifier_score=round(hit.probability, 4),
@@ -308,12 +342,17 @@ class ChatCompletions:
             return None
         return entry
 
-    def _serve(self, chat: CacheableRequest, entry: store_pb2.CacheEntry, headers: dict[str, str]) -> Response:
+    def _serve(
+        self, chat: CacheableRequest, entry: store_pb2.CacheEntry, headers: dict[str, str], turn: SessionTurn | None
+    ) -> Response:
         observe.served_from_cache(entry, self.prices)
         headers = {**headers, "x-deja-entry": entry.entry_id, "age": str(_age_s(entry))}
+        answer = orjson.loads(entry.response) if chat.stream or turn is not None else None
+        if turn is not None:
+            turn.answer = answer  # recorded once the response has been sent
         if not chat.stream:
             return Response(entry.response, headers=headers, media_type="application/json")
-        replay = b"".join(self.fmt.replay(orjson.loads(entry.response), chat))
+        replay = b"".join(self.fmt.replay(answer, chat))
         headers = {**headers, **SSE_HEADERS, "content-length": str(len(replay))}
         return ReplayResponse(_once(replay), headers=headers, media_type="text/event-stream")
 
@@ -363,25 +402,25 @@ class ChatCompletions:
         return await self.upstream.send("POST", self.fmt.upstream_path, headers, chat.raw, stream=False)
 
     async def _fetch_from_upstream(
-        self, chat, headers, outcome: str, plan: WritePlan | None, started: asyncio.Task | None = None
-    ) -> Response:
+        self, chat, headers, outcome: str, plan: WritePlan | None, turn: SessionTurn | None,
+        started: asyncio.Task | None = None,
+    ) -> Response:  # fmt: skip
         upstream = await (started or self._send_upstream(chat, headers))
         body = upstream.content
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         if upstream.status_code != 200:
             return _upstream_error(self.fmt, upstream, body, out_headers)
-        if plan is not None:
-            try:
-                answer = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                answer = None
-            if isinstance(answer, dict) and self.fmt.is_cacheable(answer):
-                self._write_later(plan, chat, body, answer)
+        answer = _json_object(body) if plan is not None or turn is not None else None
+        if plan is not None and answer is not None and self.fmt.is_cacheable(answer):
+            self._write_later(plan, chat, body, answer)
+        if turn is not None:
+            turn.answer = answer  # recorded once the response has been sent
         return Response(body, status_code=200, headers=out_headers)
 
     async def _stream_from_upstream(
-        self, chat, headers, outcome: str, plan: WritePlan | None, started: asyncio.Task | None = None
-    ) -> Response:
+        self, chat, headers, outcome: str, plan: WritePlan | None, turn: SessionTurn | None,
+        started: asyncio.Task | None = None,
+    ) -> Response:  # fmt: skip
         upstream = await (started or self._send_upstream(chat, headers))
         out_headers = {**self.upstream.response_headers(upstream), "x-deja-cache": outcome}
         is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
@@ -394,6 +433,8 @@ class ChatCompletions:
                 await upstream.aclose()
             if upstream.status_code != 200:
                 return _upstream_error(self.fmt, upstream, body, out_headers)
+            if turn is not None:
+                turn.answer = _json_object(body)
             return Response(body, status_code=200, headers=out_headers)  # not a stream: pass it on, uncached
 
         assembler = self.fmt.assembler(chat)
@@ -414,10 +455,13 @@ class ChatCompletions:
                 return
             finally:
                 await upstream.aclose()
-            if plan is not None and assembler.done and assembler.error is None:
-                answer = assembler.completion()
-                if self.fmt.is_cacheable(answer):
-                    self._write_later(plan, chat, orjson.dumps(answer), answer)
+            if not assembler.done or assembler.error is not None:
+                return
+            answer = assembler.completion()  # the one assembly of this stream: for the cache and the session
+            if plan is not None and self.fmt.is_cacheable(answer):
+                self._write_later(plan, chat, orjson.dumps(answer), answer)
+            if turn is not None:
+                turn.record(answer)
 
         out_headers.pop("content-type", None)
         return StreamingResponse(relay(), headers={**out_headers, **SSE_HEADERS}, media_type="text/event-stream")

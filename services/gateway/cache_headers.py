@@ -1,4 +1,5 @@
-"""What the client allows the cache to do for one request, from its request headers.
+"""What the client allows the cache to do for one request, from its request headers: the
+request's cache policy (read and write, refresh, bypass) and the rest of its cache control.
 
     Cache-Control: no-store        neither read nor write (also: no API key)
     Cache-Control: no-cache        skip the read, store the fresh answer
@@ -22,15 +23,21 @@ a client that asked for a TTL or a partition must not silently get another.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from deja.ids import NAMESPACE_RULE, is_valid_namespace
-from services.gateway.cache_policy import Policy
 from services.gateway.errors import ApiError
 
 MAX_SECONDS = 10 * 365 * 86_400  # anything longer is capped by the store anyway
+
+
+class Policy(enum.Enum):
+    NORMAL = "miss"  # read, and write on a miss (value = the outcome when nothing was found)
+    REFRESH = "refresh"  # Cache-Control: no-cache -> skip the read, store the fresh answer
+    BYPASS = "bypass"  # Cache-Control: no-store, max-age=0 (or no API key) -> neither read nor write
 
 
 def _bad(header: str, message: str) -> ApiError:
@@ -68,24 +75,34 @@ class CacheControl:
         return self.max_age_s is None or age_s <= self.max_age_s
 
 
-def _policy_and_max_age(raw: str | None) -> tuple[Policy, int | None]:
-    if not raw:
-        return Policy.NORMAL, None
+def _directives(raw: str | None) -> dict[str, str | None]:
     directives: dict[str, str | None] = {}
-    for part in raw.split(","):
+    for part in (raw or "").split(","):
         name, eq, value = part.strip().partition("=")
         if name:
             directives[name.strip().lower()] = value if eq else None
-    max_age = None
-    if "max-age" in directives:
-        if directives["max-age"] is None:
-            raise _bad("Cache-Control", "max-age needs a value (max-age=N)")
-        max_age = _seconds("Cache-Control", directives["max-age"], minimum=0)
+    return directives
+
+
+def max_age_from(cache_control: str | None) -> int | None:
+    """Cache-Control's max-age in seconds, None when absent; 400 when it has no valid value."""
+    directives = _directives(cache_control)
+    if "max-age" not in directives:
+        return None
+    if directives["max-age"] is None:
+        raise _bad("Cache-Control", "max-age needs a value (max-age=N)")
+    return _seconds("Cache-Control", directives["max-age"], minimum=0)
+
+
+def policy_from(cache_control: str | None) -> Policy:
+    """no-store (or max-age=0: nothing is fresh enough, nothing is kept) bypasses; no-cache refreshes."""
+    max_age = max_age_from(cache_control)  # a malformed max-age is a 400 whatever else is there
+    directives = _directives(cache_control)
     if "no-store" in directives or max_age == 0:
-        return Policy.BYPASS, None
+        return Policy.BYPASS
     if "no-cache" in directives:
-        return Policy.REFRESH, max_age
-    return Policy.NORMAL, max_age
+        return Policy.REFRESH
+    return Policy.NORMAL
 
 
 def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
@@ -93,7 +110,8 @@ def cache_control_from(headers: Mapping[str, str]) -> CacheControl:
     compact = headers.get("x-deja-format")
     if compact is not None and compact.strip().lower() != "tauq":
         raise _bad("X-Deja-Format", f"unknown format {compact!r} (the only one defined is tauq)")
-    policy, max_age = _policy_and_max_age(headers.get("cache-control"))
+    policy = policy_from(headers.get("cache-control"))
+    max_age = None if policy is Policy.BYPASS else max_age_from(headers.get("cache-control"))
     ttl = max_age or 0
     if headers.get("x-deja-ttl") is not None:
         ttl = _seconds("X-Deja-TTL", headers["x-deja-ttl"], minimum=1)
@@ -129,10 +147,3 @@ def _probability(headers: Mapping[str, str], header: str) -> float | None:
     if not 0.0 <= value <= 1.0:  # NaN fails this too
         raise _bad(header, f"expected a probability in [0, 1], got {raw!r}")
     return value
-
-
-def check_namespace(namespace: str, where: str) -> str:
-    """The same rule for namespaces named in an admin or feedback request body/query."""
-    if not is_valid_namespace(namespace):
-        raise ApiError(400, f"'{where}' must be {NAMESPACE_RULE}", param=where, code="invalid_value")
-    return namespace

@@ -1,43 +1,23 @@
-"""Anthropic Messages (`POST /v1/messages`) as an ApiFormat.
-
-Requests go to `DEJA_ANTHROPIC_UPSTREAM_URL` + `/v1/messages` with the client's `x-api-key`,
-`anthropic-version` and `anthropic-beta` passed through; the tenant is blake3 of `x-api-key`
-(or of a bearer token, for clients that authenticate that way), so one key is one tenant in
-both APIs.
-
-**One entry per API format.** An Anthropic answer is stored as the Messages JSON the provider
-sent (a stream is assembled into that JSON) and is only ever served to Messages requests, in
-Anthropic's shape (JSON, or Anthropic's SSE event sequence for a streaming client). It is never
-converted into a chat completion or back: the two APIs differ in stop reasons, tool-call ids,
-thinking blocks and usage fields, and a faithful conversion in both directions is not possible
-in general. The key schema names the format, so the two never share an exact key or a semantic
-context.
+"""Parsing, validation and the keys of an Anthropic Messages request (`POST /v1/messages`).
 
 **The key** is blake3 over the canonical body (sorted keys; `temperature`/`top_p` as floats)
 without `stream`, `metadata` and `service_tier`, plus the `anthropic-version` and
 `anthropic-beta` headers (a beta can change the answer). `system`, `tools`, `tool_choice`,
-`thinking`, `max_tokens`, `stop_sequences`, `top_k` and every unknown field are in it.
-
-Errors the gateway produces on this route use Anthropic's shape:
-`{"type": "error", "error": {"type": "invalid_request_error", "message": ...}}`.
+`thinking`, `max_tokens`, `stop_sequences`, `top_k` and every unknown field are in it. The key
+schema names the format, so the two APIs never share an exact key or a semantic context.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import blake3
 import orjson
-from starlette.responses import Response
 
-from deja.v1 import common_pb2
-from services.gateway.anthropic_sse import MessageAssembler, calls_tools, error_event, is_cacheable, replay_events
-from services.gateway.api_format import ApiFormat, token_count
-from services.gateway.cache_policy import caller_api_key
 from services.gateway.errors import ApiError
-from services.gateway.semantic_key import SemanticParts, last_user_text, parts_of
+from services.gateway.semantic_key import SemanticParts, parts_of
 
 API_FORMAT = "anthropic.messages"
 KEY_SCHEMA = b"deja.key.v1|" + API_FORMAT.encode() + b"|"
@@ -45,25 +25,6 @@ NOT_IN_KEY = frozenset({"stream", "metadata", "service_tier"})
 KEYED_HEADERS = ("anthropic-version", "anthropic-beta")
 FLOAT_PARAMS = ("temperature", "top_p")
 ROLES = frozenset({"user", "assistant"})
-
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
-
-
-def error_type_for(status: int) -> str:
-    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-
-
-def anthropic_error_body(status: int, message: str) -> bytes:
-    return orjson.dumps({"type": "error", "error": {"type": error_type_for(status), "message": message}})
 
 
 def _bad(message: str) -> ApiError:
@@ -161,54 +122,6 @@ def parse_messages_request(raw: bytes, headers: Mapping[str, str]) -> MessagesRe
     return MessagesRequest(raw=raw, body=body, keyed_headers=keyed)
 
 
-class AnthropicMessages(ApiFormat):
-    api = "anthropic"
-    name = API_FORMAT
-    route = "/v1/messages"
-    upstream_path = "/v1/messages"
-
-    def parse(self, raw: bytes, headers: Mapping[str, str]) -> MessagesRequest:
-        return parse_messages_request(raw, headers)
-
-    def api_key(self, headers: Mapping[str, str]) -> str | None:
-        return caller_api_key(headers)
-
-    def semantic_parts(self, request: MessagesRequest) -> SemanticParts:
-        return parts_of(request.keyed(), KEY_SCHEMA)
-
-    def prompt_of(self, request: MessagesRequest) -> str:
-        return last_user_text(request.body["messages"]) or ""
-
-    def usage(self, answer: dict[str, Any]) -> common_pb2.Usage:
-        usage = answer.get("usage") or {}
-        prompt = sum(
-            token_count(usage, name)
-            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-        )
-        completion = token_count(usage, "output_tokens")
-        return common_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-    def is_cacheable(self, answer: dict[str, Any]) -> bool:
-        return is_cacheable(answer)
-
-    def calls_tools(self, answer: dict[str, Any]) -> bool:
-        return calls_tools(answer)
-
-    def assembler(self, request: MessagesRequest) -> MessageAssembler:
-        return MessageAssembler()
-
-    def replay(self, answer: dict[str, Any], request: MessagesRequest) -> Iterator[bytes]:
-        return replay_events(answer)
-
-    def error_response(self, exc: ApiError, headers: dict[str, str] | None = None) -> Response:
-        body = anthropic_error_body(exc.status, exc.message)
-        return Response(body, status_code=exc.status, media_type="application/json", headers=headers)
-
-    def is_error_body(self, parsed: Any) -> bool:
-        return isinstance(parsed, dict) and parsed.get("type") == "error" and isinstance(parsed.get("error"), dict)
-
-    def stream_error(self, message: str, code: str) -> bytes:
-        return error_event("api_error", f"{message} ({code})")
-
-
-ANTHROPIC = AnthropicMessages()
+def semantic_parts(request: MessagesRequest) -> SemanticParts:
+    """What the semantic tier compares, from the body as the exact key sees it."""
+    return parts_of(request.keyed(), KEY_SCHEMA)

@@ -23,6 +23,7 @@ import blake3
 import orjson
 
 from services.gateway.errors import ApiError
+from services.gateway.semantic_key import SemanticParts, parts_of
 
 API_FORMAT = "openai.chat.completions"
 KEY_SCHEMA = b"deja.key.v1|" + API_FORMAT.encode() + b"|"
@@ -120,6 +121,11 @@ class ChatRequest:
 
     def cache_key(self) -> bytes:
         return blake3.blake3(KEY_SCHEMA + self.canonical()).digest()
+
+
+def semantic_parts(chat: ChatRequest) -> SemanticParts:
+    """What the semantic tier compares, from the body as the exact key sees it."""
+    return parts_of({k: v for k, v in chat.body.items() if k not in NOT_IN_KEY}, KEY_SCHEMA)
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:

@@ -1,6 +1,7 @@
 """OpenAI chat completions (`POST /v1/chat/completions`) as an ApiFormat.
 
-Parsing and the key live in `chat_request`, the SSE assembler and replay in `sse`; this module
+Parsing and the keys live in `request`, the SSE assembler and replay in `sse`, session memory's
+piece in `memory`; this module
 binds them to the pipeline. One difference from a plain proxy: a streaming request is sent
 upstream with `stream_options.include_usage` set, so every entry can be priced; the assembler
 hides that usage chunk from a client that did not ask for it.
@@ -16,12 +17,12 @@ from starlette.responses import Response
 
 from deja.v1 import common_pb2
 from services.gateway.api_format import ApiFormat, token_count
-from services.gateway.cache_policy import api_key_from
-from services.gateway.chat_request import API_FORMAT, ChatRequest, parse_chat_request
 from services.gateway.errors import ApiError, error_body
-from services.gateway.semantic_key import SemanticParts, last_user_text, semantic_parts
-from services.gateway.semantic_policy import calls_tools
-from services.gateway.sse import StreamAssembler, event, is_cacheable, replay_chunks
+from services.gateway.identity import api_key_from
+from services.gateway.openai import memory
+from services.gateway.openai.request import API_FORMAT, ChatRequest, parse_chat_request, semantic_parts
+from services.gateway.openai.sse import StreamAssembler, calls_tools, event, is_cacheable, replay_chunks
+from services.gateway.semantic_key import SemanticParts, last_user_text
 
 
 class OpenAIChat(ApiFormat):
@@ -68,6 +69,12 @@ class OpenAIChat(ApiFormat):
 
     def replay(self, answer: dict[str, Any], request: ChatRequest) -> Iterator[bytes]:
         return replay_chunks(answer, request.include_usage)
+
+    def answer_text(self, answer: dict[str, Any]) -> str | None:
+        return memory.answer_text(answer)
+
+    def with_history(self, request: ChatRequest, history: list[dict[str, str]]) -> ChatRequest:
+        return memory.with_history(request, history)
 
     def error_response(self, exc: ApiError, headers: dict[str, str] | None = None) -> Response:
         return exc.response(headers)

@@ -10,28 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from deja.clients import DependencyError, StoreClient
 from deja.v1 import store_pb2
-from services.gateway.cache_policy import caller_api_key, tenant_of
 from services.gateway.error_budget import Evidence, wilson_upper
 from services.gateway.errors import ApiError
 from services.gateway.evidence import EvidenceBook
 
 
-def tenant_from(request: Request) -> str:
-    """The caller's tenant id, or 401 in the provider's error shape."""
-    api_key = caller_api_key(request.headers)
-    if not api_key:
-        raise ApiError(401, "an API key is required (Authorization: Bearer ... or x-api-key)",
-                       type="invalid_request_error", code="missing_api_key")  # fmt: skip
-    return tenant_of(api_key)
-
-
-async def cache_stats(request: Request, store: StoreClient, evidence: EvidenceBook, budget: dict) -> JSONResponse:
-    tenant = tenant_from(request)
+async def cache_stats(tenant: str, store: StoreClient, evidence: EvidenceBook, budget: dict) -> JSONResponse:
     try:
         stats = await store.stats(tenant)
     except DependencyError:

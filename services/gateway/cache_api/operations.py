@@ -1,8 +1,10 @@
 """Correcting what is cached: list, invalidate (exact and semantic tiers together), feedback, stats.
 
 Shared by the admin API (`admin.py`, any tenant, admin key) and the tenants' own endpoints
-(`self_service.py`, the caller's tenant only). The store is the source of truth: entries are
-selected and deleted there first, then their points are deleted from the semantic index. A
+(`tenant.py`, the caller's tenant only): the operations, and the checks and JSON shapes both use.
+
+The store is the source of truth: entries are selected and deleted there first, then their
+points are deleted from the semantic index. A
 semantic point whose entry is gone can never serve an answer (a semantic hit is fetched from
 the store, and a missing entry deletes the point), so an index that is down when an entry is
 invalidated leaves garbage, never a stale answer.
@@ -18,16 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from deja.clients import BadRequest, DependencyError, SemanticIndexClient, StoreClient
-from deja.ids import is_valid_entry_id, is_valid_tenant
+from deja.ids import NAMESPACE_RULE, is_valid_entry_id, is_valid_namespace, is_valid_tenant
 from deja.logs import get_logger
 from deja.v1 import store_pb2
-from services.gateway.cache_control import check_namespace
+from services.gateway.cache_api.stats import stats_json
 from services.gateway.errors import ApiError
 from services.gateway.evidence import EvidenceBook
-from services.gateway.stats import stats_json
 
 log = get_logger("deja.gateway.admin")
 
@@ -63,17 +62,11 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-async def json_object(request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise ApiError(413, "request body exceeds 65536 bytes", code="request_too_large")
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
-    return body
+def check_namespace(namespace: str, where: str) -> str:
+    """The X-Deja-Namespace rule, for namespaces named in a request body or query."""
+    if not is_valid_namespace(namespace):
+        raise ApiError(400, f"'{where}' must be {NAMESPACE_RULE}", param=where, code="invalid_value")
+    return namespace
 
 
 def no_unknown(body: Mapping[str, Any], allowed: set[str]) -> None:
@@ -144,7 +137,19 @@ class Invalidation:
     semantic_points: int | None  # None: the semantic tier is off or could not be reached
 
 
-class CacheAdmin:
+def invalidation_json(done: Invalidation, *, dry_run: bool, with_tenant: bool) -> dict[str, Any]:
+    shown = done.entries[:1000]
+    return {
+        "object": "cache.invalidation",
+        "dry_run": dry_run,
+        "deleted": 0 if dry_run else len(done.entries),
+        "matched": len(done.entries),
+        "semantic_points_deleted": done.semantic_points,
+        "entries": [entry_json(e, with_tenant=with_tenant) for e in shown],
+    }
+
+
+class CacheOperations:
     def __init__(
         self, store: StoreClient, index: SemanticIndexClient | None, evidence: EvidenceBook | None = None
     ) -> None:

@@ -1,4 +1,4 @@
-"""Server-sent events for chat completions: assemble an upstream stream into one complete
+"""Server-sent events for OpenAI chat completions: assemble an upstream stream into one complete
 response (what the cache stores), and replay a stored response as a stream.
 
 `replay_chunks(assemble(stream))` yields a stream that assembles back to the same response,
@@ -7,16 +7,15 @@ so streaming and non-streaming clients share one cache entry.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from services.gateway.api_format import text_pieces
+
 DONE = b"data: [DONE]\n\n"
 CACHEABLE_FINISH = ("stop", "length", "tool_calls", "function_call")  # a tuple: an unhashable value is just "not in"
-_PIECE = re.compile(r"\s*\S+|\s+$")
-WORDS_PER_CHUNK = 3  # roughly the 3-5 tokens a provider sends per delta
 
 
 def event(payload: dict[str, Any]) -> bytes:
@@ -29,6 +28,14 @@ def is_cacheable(completion: dict[str, Any]) -> bool:
     if not isinstance(choices, list) or not choices:
         return False
     return all(isinstance(c, dict) and c.get("finish_reason") in CACHEABLE_FINISH for c in choices)
+
+
+def calls_tools(completion: dict[str, Any]) -> bool:
+    """An answer that calls tools (never served semantically: a tool loop must not replay a stale step)."""
+    return any(
+        (c.get("message") or {}).get("tool_calls") or (c.get("message") or {}).get("function_call")
+        for c in completion.get("choices") or ()
+    )
 
 
 class StreamAssembler:
@@ -174,12 +181,6 @@ def _merge_delta(slot: dict[str, Any], key: str, value: Any) -> None:
         message[key] = value
 
 
-def _text_pieces(text: str) -> Iterator[str]:
-    pieces = _PIECE.findall(text)
-    for start in range(0, len(pieces), WORDS_PER_CHUNK):
-        yield "".join(pieces[start : start + WORDS_PER_CHUNK])
-
-
 ARGUMENT_CHARS_PER_CHUNK = 24  # providers stream tool arguments as short JSON fragments
 
 
@@ -222,12 +223,12 @@ def replay_chunks(completion: dict[str, Any], include_usage: bool) -> Iterator[b
         # Reasoning and other text fields first (as providers stream them), then the answer.
         for key, value in message.items():
             if isinstance(value, str):
-                for piece in _text_pieces(value):
+                for piece in text_pieces(value):
                     yield chunk(index, {key: piece})
             elif value is not None:
                 yield chunk(index, {key: value})
         if isinstance(content, str):
-            for piece in _text_pieces(content):
+            for piece in text_pieces(content):
                 yield chunk(index, {"content": piece})
         for i, call in enumerate(tool_calls or ()):
             yield from _tool_call_chunks(index, i, call, chunk)

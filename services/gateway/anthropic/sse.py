@@ -16,15 +16,14 @@ delta type (redacted_thinking, server tool results) arrive whole in content_bloc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from services.gateway.api_format import text_pieces
+
 CACHEABLE_STOP = ("end_turn", "max_tokens", "stop_sequence", "tool_use")  # tuples: an unhashable value is just "not in"
-_PIECE = re.compile(r"\s*\S+|\s+$")
-WORDS_PER_DELTA = 3  # roughly the few tokens Anthropic sends per text delta
 JSON_CHARS_PER_DELTA = 24  # tool input arrives as short JSON fragments
 TOOL_INPUT_BLOCKS = ("tool_use", "server_tool_use")
 
@@ -134,12 +133,6 @@ class MessageAssembler:
         return message
 
 
-def _text_pieces(text: str) -> Iterator[str]:
-    pieces = _PIECE.findall(text)
-    for start in range(0, len(pieces), WORDS_PER_DELTA):
-        yield "".join(pieces[start : start + WORDS_PER_DELTA])
-
-
 def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
     kind = block.get("type")
 
@@ -152,7 +145,7 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
 
     if kind == "text" and isinstance(block.get("text"), str):
         yield start({**block, "text": ""})
-        for piece in _text_pieces(block["text"]):
+        for piece in text_pieces(block["text"]):
             yield delta({"type": "text_delta", "text": piece})
     elif kind in TOOL_INPUT_BLOCKS and isinstance(block.get("input"), dict):
         yield start({**block, "input": {}})
@@ -161,7 +154,7 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[bytes]:
             yield delta({"type": "input_json_delta", "partial_json": text[at : at + JSON_CHARS_PER_DELTA]})
     elif kind == "thinking" and isinstance(block.get("thinking"), str):
         yield start({**block, "thinking": "", **({"signature": ""} if "signature" in block else {})})
-        for piece in _text_pieces(block["thinking"]):
+        for piece in text_pieces(block["thinking"]):
             yield delta({"type": "thinking_delta", "thinking": piece})
         if "signature" in block:
             yield delta({"type": "signature_delta", "signature": block["signature"]})

@@ -1,4 +1,5 @@
-"""The session endpoints, authenticated by the caller's API key, as a bearer token or `x-api-key`
+"""The `/v1/sessions` endpoints (reading and deleting a session; recording and recall on the chat path
+are `session_memory.py`), authenticated by the caller's API key, as a bearer token or `x-api-key`
 (its tenant owns its sessions, whichever API wrote them):
 
     GET    /v1/sessions/{id}            the whole history, archived and hot, in order
@@ -23,10 +24,11 @@ from starlette.routing import Route
 from deja.clients import BadRequest, DependencyError
 from deja.ids import SESSION_ID_RULE, is_valid_session_id
 from deja.v1 import sessions_pb2
-from services.gateway.chat import read_body
+from services.gateway.body import read_body
 from services.gateway.errors import ApiError
-from services.gateway.memory import Memory
-from services.gateway.stats import tenant_from
+from services.gateway.identity import caller_tenant
+from services.gateway.session_memory import Memory
+from services.gateway.tiers import Tiers
 
 T = TypeVar("T")
 
@@ -65,11 +67,14 @@ def _not_found(session_id: str) -> ApiError:
     return ApiError(404, f"No session found with id '{session_id}'.", param="session_id", code="session_not_found")
 
 
-def session_routes(memory: Callable[[], Memory]) -> list[Route]:
-    """`memory` returns the gateway's Memory (made in the app's lifespan, after the routes)."""
+def session_routes(tiers: Callable[[], Tiers]) -> list[Route]:
+    """`tiers` returns the running app's tiers (opened in its lifespan, after the routes exist)."""
+
+    def memory() -> Memory:
+        return tiers().memory
 
     async def _ref(request: Request) -> sessions_pb2.SessionRef:
-        tenant = tenant_from(request)  # x-api-key or a bearer token: one key, one tenant
+        tenant = caller_tenant(request.headers)  # x-api-key or a bearer token: one key, one tenant
         session_id = request.path_params["session_id"]
         if not is_valid_session_id(session_id):
             raise ApiError(400, SESSION_ID_RULE, param="session_id", code="invalid_session_id")
