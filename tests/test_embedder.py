@@ -26,8 +26,9 @@ from services.embedder.main import SERVICE_NAME
 from services.embedder.settings import EmbedderSettings
 from tests.helpers import embedder_service, in_process, serving
 from tools.cluster import free_port
+from tools.models.common import EMBEDDER_ONNX
 
-MODEL = resolve(EmbedderSettings.model_path)
+MODEL = resolve(EmbedderSettings.model_path)  # the CPU default: the int8 form of Triton's fp32 graph
 TRITON = resolve("deploy/triton/model_repository/embedder")
 
 if not MODEL.is_file():
@@ -291,4 +292,4 @@ def test_triton_configs_match_the_exported_graph(backend, config, kind):
     [output] = parsed.output
     assert (output.name, output.data_type, list(output.dims)) == ("embeddings", model_config_pb2.TYPE_FP32, [384])
     assert [o.name for o in session.get_outputs()] == ["embeddings"]
-    assert (TRITON / "1" / "model.onnx") == MODEL
+    assert (TRITON / "1" / "model.onnx") == EMBEDDER_ONNX

@@ -18,13 +18,17 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
+from services.embedder.backends import OnnxBackend
 from services.embedder.base import default_tokenizer_path, resolve
 from services.embedder.settings import EmbedderSettings
 from services.verifier.onnx_weights import read_weights
 from tools.models.build_onnx import build, model_dir, read_safetensors
+from tools.models.common import EMBEDDER_INT8_ONNX, EMBEDDER_ONNX
+from tools.models.quantize_embedder import quantize
 
 REPO = resolve(".")
-MODEL = resolve(EmbedderSettings.model_path)
+MODEL = EMBEDDER_ONNX  # the fp32 graph (Triton's)
+INT8 = EMBEDDER_INT8_ONNX  # its int8 form: the CPU default
 TEXTS = [
     "How do I center a div?",
     "",
@@ -94,6 +98,9 @@ def test_make_models_builds_this_file_with_no_torch_on_the_way():
         ["make", "-n", "-B", "setup", "models", "run", "test"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
     assert f".venv/bin/python tools/models/build_onnx.py --out {MODEL.relative_to(REPO)}" in plan
+    source, out = MODEL.relative_to(REPO), INT8.relative_to(REPO)
+    int8 = f".venv/bin/python tools/models/quantize_embedder.py --source {source} --out {out}"
+    assert int8 in plan and resolve(EmbedderSettings.model_path) == INT8
     assert ".venv-export" not in plan and "export_onnx" not in plan and "torch" not in plan
     installed = (REPO / "requirements.lock").read_text() + (REPO / "requirements-models.txt").read_text()
     assert not [line for line in installed.splitlines() if line.lower().startswith(("torch", "transformers"))]
@@ -150,3 +157,40 @@ def test_the_mlx_backend_reads_the_checkpoint_back_out_of_the_graph(built, weigh
     assert set(found) == expected
     for name in expected:
         np.testing.assert_array_equal(found[name], weights[name], err_msg=name)
+
+
+# -- the int8 form, the CPU default (tools/models/quantize_embedder.py) -------------------------
+
+
+def test_the_int8_default_is_this_graph_quantized_reproducibly(tmp_path):
+    if not INT8.is_file() or not MODEL.is_file():
+        pytest.skip("no built models: run `make models` (`make test` builds them first)")
+    again = tmp_path / "int8.onnx"
+    quantize(MODEL, again)
+    assert again.read_bytes() == INT8.read_bytes(), "the served int8 model is not MODEL quantized: run `make models`"
+    ops = [node.op_type for node in onnx.load(str(INT8)).graph.node]
+    assert ops.count("MatMulInteger") == 6 * 6  # each layer's Q, K, V, output and two FFN weights run in int8
+
+
+def test_int8_vectors_keep_the_fp32_geometry(tokenizer):
+    if not INT8.is_file() or not MODEL.is_file():
+        pytest.skip("no built models: run `make models` (`make test` builds them first)")
+    texts = [*TEXTS, "CSS to center a div?", "How do I sort a list in descending order?"]
+    fp32, int8 = (ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) for path in (MODEL, INT8))
+    want = np.stack([embed(fp32, tokenizer, [text])[0] for text in texts])
+    got = np.stack([embed(int8, tokenizer, [text])[0] for text in texts])
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+    assert float(np.min(np.sum(got * want, axis=1))) >= 0.97
+    # cosine between texts moves by a few hundredths at most, and a paraphrase stays the nearest
+    np.testing.assert_allclose(got @ got.T, want @ want.T, atol=0.05)
+    div, css, sort = got[0], got[-2], got[-1]
+    assert float(div @ css) > float(div @ sort) + 0.3
+
+
+def test_a_quantized_graph_embeds_one_text_per_run_so_a_vector_never_depends_on_its_batch():
+    if not INT8.is_file() or not MODEL.is_file():
+        pytest.skip("no built models: run `make models` (`make test` builds them first)")
+    int8, fp32 = OnnxBackend(INT8, threads=1), OnnxBackend(MODEL, threads=1)
+    assert not int8.rows_independent and fp32.rows_independent  # fp32 keeps its batched runs
+    alone = np.stack([int8.embed([text])[0] for text in TEXTS])
+    np.testing.assert_array_equal(int8.embed(TEXTS), alone)

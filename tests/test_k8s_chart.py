@@ -83,7 +83,7 @@ def component(workload: dict) -> str:
 
 
 def deja_deployments(docs) -> list[dict]:
-    """The Deployments that run a Deja service (`python -m deja serve NAME`)."""
+    """The Deployments that run a Deja service (`python -m services serve NAME`)."""
     return [d for d in of_kind(docs, "Deployment") if main_container(d).get("args", [None])[0] == "serve"]
 
 

@@ -31,7 +31,7 @@ from deja.clients import EmbedderClient, VerifierClient
 from deja.settings import ConfigError, load
 from deja.v1 import verifier_pb2
 from services.embedder import main as embedder_main
-from services.embedder.backends import MODEL_ID, OnnxBackend, create_backend, file_version, resolve
+from services.embedder.backends import MODEL_ID, OnnxBackend, create_backend, file_version
 from services.embedder.mlx_backend import MlxBackend, default_weights_path
 from services.embedder.settings import EmbedderSettings
 from services.verifier.main import SERVICE_NAME as VERIFIER_SERVICE
@@ -43,8 +43,9 @@ from services.verifier.scorer import load_scorer
 from services.verifier.settings import VerifierSettings, bundled_model_dir
 from tests.helpers import serving, stop_in_process
 from tools.cluster import free_port
+from tools.models.common import EMBEDDER_ONNX as EMBEDDER_FP32
 
-EMBEDDER_ONNX = resolve(EmbedderSettings.model_path)
+EMBEDDER_ONNX = EMBEDDER_FP32  # the fp32 graph: MLX runs the same fp32 weights
 MAX_TOKENS = 24  # both embedder backends truncate here: the long text below is cut, and runs stay cheap
 TEXTS = [
     "How do I center a div?",

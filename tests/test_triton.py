@@ -80,7 +80,8 @@ def verifier_settings(url: str) -> VerifierSettings:
 
 @pytest.fixture(scope="module")
 def onnx_embedder():
-    return create_backend(load(EmbedderSettings, {}))
+    fp32 = MODEL_REPOSITORY / "embedder/1/model.onnx"  # the file Triton serves, not the int8 CPU default
+    return create_backend(load(EmbedderSettings, {"DEJA_EMBEDDER_MODEL_PATH": str(fp32)}))
 
 
 @pytest.fixture(scope="module")

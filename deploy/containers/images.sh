@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make images`: every image the cluster runs, built daemonless with podman (buildah inside):
 #   localhost/deja:dev           deploy/docker/Dockerfile: gateway, store, embedder, semantic index,
-#                                verifier and the mock provider (`python -m deja serve <service>`)
+#                                verifier and the mock provider (`python -m services serve <service>`)
 #   localhost/deja-valkey:dev    deploy/containers/Containerfile.valkey: the store's Valkey
 # on BASE_IMAGE, by default the mmdebstrap bookworm base (deploy/containers/base.sh) because no
 # registry image can be pulled here; BASE_IMAGE=python:3.11-slim-bookworm builds on the official one.

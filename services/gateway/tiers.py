@@ -16,6 +16,7 @@ from services.gateway.cache_api.operations import CacheOperations
 from services.gateway.error_budget import Prior
 from services.gateway.evidence import EvidenceBook
 from services.gateway.judge import Judge
+from services.gateway.miss_tally import MissTally
 from services.gateway.openai.format import OPENAI
 from services.gateway.semantic import SemanticTier
 from services.gateway.semantic_policy import SemanticPolicy
@@ -37,6 +38,7 @@ class Tiers:
     memory: Memory
     cache: CacheOperations  # list, invalidate, feedback, stats: operator-sized deadlines
     loop_lag: LoopLag | None  # None: DEJA_GATEWAY_MAX_LAG_MS=0, lag never sheds
+    misses: MissTally  # the tenants' miss counts, sent to the store in batches
 
     @classmethod
     def open(cls, settings: GatewaySettings, memory_settings: MemorySettings, prior: Prior) -> Tiers:
@@ -71,9 +73,10 @@ class Tiers:
             admin_index = SemanticIndexClient(settings.semantic_addr, timeout_s=ADMIN_TIMEOUT_S)
         cache = CacheOperations(StoreClient(settings.store_addr, timeout_s=ADMIN_TIMEOUT_S), admin_index, evidence)
         memory = Memory.create(memory_settings, settings.store_addr, max_body_bytes=settings.max_body_bytes)
-        return cls(store, upstreams, semantic, policy, judge, evidence, memory, cache, loop_lag)
+        return cls(store, upstreams, semantic, policy, judge, evidence, memory, cache, loop_lag, MissTally(store))
 
     async def close(self) -> None:
+        await self.misses.close()  # while the store client is still open
         await self.memory.close()
         await self.cache.close()
         for upstream in reversed(self.upstreams.values()):

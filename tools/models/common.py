@@ -18,6 +18,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 EMBEDDER_ONNX = REPO / "deploy/triton/model_repository/embedder/1/model.onnx"  # where `make models` writes it
+EMBEDDER_INT8_ONNX = REPO / "services/embedder/model/int8.onnx"  # its int8 form, the CPU default (quantize_embedder.py)
 MAX_TOKENS = 256  # the embedder's truncation (DEJA_EMBEDDER_MAX_TOKENS' default)
 
 T = TypeVar("T")
