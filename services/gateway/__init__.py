@@ -13,6 +13,7 @@ The rooms, from the door inwards:
     openai/, anthropic/    one folder per API: request (parse, keys), sse, memory, format (the ApiFormat)
     semantic*.py, admission.py, error_budget.py, evidence.py, judge.py   the semantic tier and its budget
     upstream.py, compact_answers.py, observe.py, pricing.py              provider, Tauq answers, metrics, prices
+    miss_tally.py          the tenants' miss counts, sent to the store in batches
     session_api.py         /v1/sessions endpoints
     cache_api/             /v1/cache (tenant.py) and /v1/admin (admin.py) over shared operations.py
     probes.py, openapi.py, namespaces.py, passthrough.py   /healthz /readyz /metrics, /openapi.json,
