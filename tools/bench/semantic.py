@@ -15,6 +15,8 @@ rate, with exact hits probed alongside (`tools.bench.overload`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import shutil
 import tempfile
@@ -26,6 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+import psutil
 
 from tools.bench.exposition import samples
 from tools.bench.overload import overload
@@ -105,6 +108,24 @@ async def shed(http: httpx.AsyncClient) -> float:
     return sum(sample.value for sample in samples(metrics, "deja_semantic_shed_total"))
 
 
+def cpu_seconds(cluster: Cluster) -> dict[str, float]:
+    """User + system CPU so far of every tier's process and of this one (the load generator)."""
+    pids = {name: proc.popen.pid for name, proc in cluster.procs.items() if proc.popen is not None}
+    pids["load generator"] = os.getpid()
+    spent = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            spent[name] = times.user + times.system
+    return spent
+
+
+def cpu_ms_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    """Each process's CPU per request between two snapshots: which tier a lookup's cores go to.
+    Unlike throughput, it barely moves when the shared machine slows down."""
+    return {name: round((after[name] - before[name]) * 1000 / max(requests, 1), 2) for name in after if name in before}
+
+
 def failed_open(log_path: Path) -> int:
     return sum(1 for line in log_path.read_text().splitlines() if '"semantic_lookup_failed_open"' in line)
 
@@ -133,7 +154,11 @@ def run_semantic_bench(seconds: float = 10.0) -> tuple[list[dict], dict]:
                     await run_clients(http, 1, 2.0, 0)  # warm-up
                     for clients in CLIENTS:
                         before, shed_before = failed_open(log_path), await shed(http)
+                        cpu_before = cpu_seconds(cluster)
                         row = await run_clients(http, clients, seconds, clients)
+                        row["cpu_ms"] = cpu_ms_per_request(
+                            cpu_before, cpu_seconds(cluster), sum(row["outcomes"].values())
+                        )
                         past = failed_open(log_path) - before
                         total = sum(row["outcomes"].values())
                         row["past_budget_share"] = round(past / max(total, 1), 3)
@@ -162,3 +187,9 @@ def print_semantic(rows: list[dict]) -> None:
             f"{r['semantic_hit_share']:>15.1%}{r['past_budget_share']:>13.1%}{r['shed_share']:>9.1%}"
         )
     print("targets (issue 15): 1 client p50 <= 12 ms, p99 <= 25 ms; >= 200 lookups/s at 16 clients, p99 <= 150 ms")
+    names = sorted({name for r in rows for name in r["cpu_ms"]}, key=lambda n: -rows[-1]["cpu_ms"].get(n, 0.0))
+    print("\nCPU ms per request, by process (user + system; the load generator shares the cores)")
+    print("clients" + "".join(f"{name[:14]:>15}" for name in names) + "          total")
+    for r in rows:
+        cells = "".join(f"{r['cpu_ms'].get(name, 0.0):>15.2f}" for name in names)
+        print(f"{r['clients']:>7}{cells}{sum(r['cpu_ms'].values()):>15.2f}")
