@@ -418,7 +418,9 @@ def test_external_stores_are_used_and_not_deployed():
     store = plain_env(main_container(by_name(docs, "Deployment")["deja-store"]))
     embedder = plain_env(main_container(by_name(docs, "Deployment")["deja-embedder"]))
     index = plain_env(main_container(by_name(docs, "Deployment")["deja-semantic-index"]))
+    gateway = plain_env(main_container(by_name(docs, "Deployment")["deja-gateway"]))
     assert store["DEJA_REDIS_URL"] == "redis://redis.cache.example.internal:6379/0"
+    assert gateway["DEJA_GATEWAY_REDIS_URL"] == store["DEJA_REDIS_URL"]  # its direct reads: the store's database
     assert embedder["DEJA_EMBEDDING_CACHE_URL"] == "redis://redis.cache.example.internal:6379/1"
     assert index["DEJA_QDRANT_URL"] == "https://qdrant.vectors.example.internal:6333"
     assert index["DEJA_SEMANTIC_BACKEND"] == "qdrant"
@@ -430,8 +432,9 @@ def test_an_external_redis_cluster_is_given_to_every_redis_user_as_a_seed_node()
     assert "redis" not in {component(s) for s in of_kind(docs, "StatefulSet")}
     store = plain_env(main_container(by_name(docs, "Deployment")["deja-store"]))
     embedder = plain_env(main_container(by_name(docs, "Deployment")["deja-embedder"]))
-    seed = "redis+cluster://redis-cluster-0.cache.example.internal:6379"  # database 0 for both: no /<db>
-    assert store["DEJA_REDIS_URL"] == embedder["DEJA_EMBEDDING_CACHE_URL"] == seed
+    gateway = plain_env(main_container(by_name(docs, "Deployment")["deja-gateway"]))
+    seed = "redis+cluster://redis-cluster-0.cache.example.internal:6379"  # database 0 for all: no /<db>
+    assert store["DEJA_REDIS_URL"] == embedder["DEJA_EMBEDDING_CACHE_URL"] == gateway["DEJA_GATEWAY_REDIS_URL"] == seed
     # and the services take what the chart renders
     assert load(StoreSettings, store).redis_url == seed
     assert load(EmbedderSettings, embedder).cache_url == seed
@@ -484,9 +487,9 @@ def test_network_policies_admit_exactly_the_connections_the_config_makes(value_s
     assert {component(w) for w in workloads(docs)} <= selected
 
 
-def test_only_the_store_and_embedder_reach_redis_and_only_the_index_reaches_qdrant():
+def test_only_the_store_embedder_and_gateway_reach_redis_and_only_the_index_reaches_qdrant():
     needed = needed_edges(rendered("default"))
-    assert {caller for caller, callee, _ in needed if callee == "redis"} == {"store", "embedder"}
+    assert {caller for caller, callee, _ in needed if callee == "redis"} == {"store", "embedder", "gateway"}
     assert {caller for caller, callee, _ in needed if callee == "qdrant"} == {"semantic-index"}
     assert {caller for caller, callee, _ in needed if callee == "triton"} == {"embedder", "verifier"}
 

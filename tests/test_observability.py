@@ -29,9 +29,7 @@ SERVER = "POST /v1/chat/completions"  # the gateway's HTTP server span
 # (parent service, parent span, child service, child span): every edge must be in the trace.
 LOOKUP_EDGES = [
     (GATEWAY, SERVER, GATEWAY, "deja.exact"),
-    (GATEWAY, "deja.exact", GATEWAY, "/deja.v1.StoreService/Get"),
-    (GATEWAY, "/deja.v1.StoreService/Get", STORE, "/deja.v1.StoreService/Get"),
-    (STORE, "/deja.v1.StoreService/Get", STORE, "EVALSHA"),
+    (GATEWAY, "deja.exact", GATEWAY, "EVALSHA"),  # the gateway reads the store's Redis itself (direct reads)
     (GATEWAY, SERVER, GATEWAY, "deja.embed"),
     (GATEWAY, "deja.embed", GATEWAY, "/deja.v1.EmbedderService/Embed"),
     (GATEWAY, "/deja.v1.EmbedderService/Embed", EMBEDDER, "/deja.v1.EmbedderService/Embed"),
@@ -47,7 +45,7 @@ LOOKUP_EDGES = [
 HIT_EDGES = [
     *LOOKUP_EDGES,
     (GATEWAY, SERVER, GATEWAY, "deja.fetch"),
-    (GATEWAY, "deja.fetch", GATEWAY, "/deja.v1.StoreService/Get"),
+    (GATEWAY, "deja.fetch", GATEWAY, "EVALSHA"),
 ]
 MISS_EDGES = [
     *LOOKUP_EDGES,
@@ -99,7 +97,8 @@ def test_a_semantic_hit_and_a_miss_are_each_one_trace_through_every_tier(traced)
     assert hit.headers["x-deja-cache"] == "hit-semantic"
     spans = receiver.wait_for(trace_id, lambda spans: not missing_edges(spans, HIT_EDGES))
     assert not missing_edges(spans, HIT_EDGES), sorted({(s.service, s.name) for s in spans})
-    assert {s.service for s in spans} == {GATEWAY, STORE, EMBEDDER, INDEX, VERIFIER}
+    # the gateway read both entries from Redis itself: a hit never calls the store service
+    assert {s.service for s in spans} == {GATEWAY, EMBEDDER, INDEX, VERIFIER}
     (root,) = [s for s in spans if s.parent_id == parent]  # exactly one span continues our traceparent
     assert (root.service, root.name) == (GATEWAY, SERVER)
     assert root.attributes["deja.outcome"] == "hit-semantic"
@@ -115,6 +114,7 @@ def test_a_semantic_hit_and_a_miss_are_each_one_trace_through_every_tier(traced)
     assert miss.headers["x-deja-cache"] == "miss"
     spans = receiver.wait_for(trace_id, lambda spans: not missing_edges(spans, MISS_EDGES))
     assert not missing_edges(spans, MISS_EDGES), sorted({(s.service, s.name) for s in spans})
+    assert {s.service for s in spans} == {GATEWAY, STORE, EMBEDDER, INDEX, VERIFIER}  # the store wrote the answer
     (root,) = [s for s in spans if s.parent_id == parent]
     assert root.attributes["deja.outcome"] == "miss" and root.attributes["deja.tier"] == "upstream"
     assert root.attributes["deja.candidates"] >= 1  # the verifier saw candidates and turned them down
@@ -149,7 +149,7 @@ def test_metrics_count_outcomes_tiers_tokens_and_rpcs(traced):
     assert _value(gateway, 'deja_tokens_served_total{kind="completion"}') > 0
     assert _value(gateway, 'deja_cost_saved_usd_total{model="gpt-4o-mini"}') > 0
     store = httpx.get(f"http://127.0.0.1:{running.metrics_ports['store']}/metrics").text
-    assert _value(store, 'deja_grpc_server_handled_total{code="OK",method="/deja.v1.StoreService/Get"}') >= 2
+    assert _value(store, 'deja_grpc_server_handled_total{code="OK",method="/deja.v1.StoreService/Put"}') >= 1
     assert "grpc.health" not in store
     assert "deja_store_entries " in store and "deja_store_bytes " in store
     embedder = httpx.get(f"http://127.0.0.1:{running.metrics_ports['embedder']}/metrics").text

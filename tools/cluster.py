@@ -215,6 +215,7 @@ class Cluster:
     verifier_port: int = default_port("verifier")
     triton_port: int = TRITON_GRPC_PORT  # gRPC of the local Triton (backend "triton")
     semantic: bool = True  # the L2/L3 services (embedder, semantic index, verifier)
+    direct_reads: bool = True  # the gateway reads entries from the store's Redis itself (DEJA_GATEWAY_REDIS_URL)
     backend: str = "onnx"  # embedder + verifier models: "onnx" in process, or "triton" (a local Triton, started first)
     mock_latency_ms: int = 300
     redis_url: str | None = None  # an existing Redis: start none
@@ -288,6 +289,8 @@ class Cluster:
             )
         ]  # fmt: skip
         gateway_env = {"DEJA_GATEWAY_PORT": str(self.gateway_port), "DEJA_STORE_ADDR": self.store_addr}
+        if self.direct_reads:
+            gateway_env["DEJA_GATEWAY_REDIS_URL"] = redis_url
         if self.semantic:
             embedder_env, verifier_env = {}, {}
             if self.backend == "triton":

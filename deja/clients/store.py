@@ -1,25 +1,36 @@
-"""Typed client of the store service (L1 exact cache)."""
+"""Typed client of the store service (L1 exact cache); its reads may skip the service (`direct`)."""
 
 from __future__ import annotations
 
 from deja.clients.base import CircuitBreaker, GrpcClient
+from deja.clients.direct_reads import DirectReads
 from deja.v1 import common_pb2, store_pb2, store_pb2_grpc
 
 
 class StoreClient(GrpcClient):
     SERVICE = store_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name
 
-    def __init__(self, addr: str, *, timeout_s: float, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self, addr: str, *, timeout_s: float, breaker: CircuitBreaker | None = None, direct: DirectReads | None = None
+    ) -> None:
         super().__init__(addr, timeout_s=timeout_s, breaker=breaker)
         self._stub = store_pb2_grpc.StoreServiceStub(self.channel)
+        self.direct = direct  # Get straight from the store's Redis (deja.clients.direct_reads); None: over gRPC
 
     async def get(
         self, scope: common_pb2.Scope, key: bytes, count_hit_as: int = store_pb2.TIER_UNSPECIFIED
     ) -> store_pb2.CacheEntry | None:
         """The entry, or None. `count_hit_as`: the tier a found entry is counted under in the tenant's stats."""
+        if self.direct is not None:
+            return await self.direct.get(scope, key, count_hit_as, self.delete)
         request = store_pb2.StoreGetRequest(scope=scope, key=key, count_hit_as=count_hit_as)
         reply = await self.call(self._stub.Get, request)
         return reply.entry if reply.found else None
+
+    async def close(self) -> None:
+        if self.direct is not None:
+            await self.direct.close()
+        await super().close()
 
     async def put(
         self, scope: common_pb2.Scope, key: bytes, entry: store_pb2.CacheEntry, ttl_s: int = 0

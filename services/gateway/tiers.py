@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deja.clients import CircuitBreaker, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
+from deja.clients.direct_reads import DirectReads
 from services.gateway.admission import Admission, LoopLag
 from services.gateway.anthropic.format import ANTHROPIC
 from services.gateway.cache_api.operations import CacheOperations
@@ -29,7 +30,7 @@ ADMIN_TIMEOUT_S = 30.0  # operator calls (listing, invalidating a whole tenant) 
 
 @dataclass
 class Tiers:
-    store: StoreClient  # the request path's: short deadline, its own breaker
+    store: StoreClient  # the request path's: short deadline, its own breaker; reads Redis directly if configured
     upstreams: dict[str, Upstream]  # by ApiFormat.api: "openai", "anthropic"
     semantic: SemanticTier | None  # None: DEJA_SEMANTIC_ENABLED=false
     policy: SemanticPolicy
@@ -42,7 +43,11 @@ class Tiers:
 
     @classmethod
     def open(cls, settings: GatewaySettings, memory_settings: MemorySettings, prior: Prior) -> Tiers:
-        store = StoreClient(settings.store_addr, timeout_s=settings.store_timeout_ms / 1000, breaker=CircuitBreaker())
+        timeout_s = settings.store_timeout_ms / 1000
+        direct = None
+        if settings.redis_url:  # lookups read the store's Redis themselves (deja.clients.direct_reads)
+            direct = DirectReads(settings.redis_url, timeout_s=timeout_s, pool_size=settings.redis_pool_size)
+        store = StoreClient(settings.store_addr, timeout_s=timeout_s, breaker=CircuitBreaker(), direct=direct)
         upstreams = {
             OPENAI.api: _upstream(settings.upstream_url, settings),
             ANTHROPIC.api: _upstream(settings.anthropic_upstream_url, settings),

@@ -19,11 +19,11 @@ from typing import Protocol
 
 import orjson
 
+from deja.cache_layout import namespace_tag, tenant_keys, tenant_prefix
 from deja.errors import InvalidRequest
 from deja.ids import is_valid_entry_id, is_valid_tenant
 from deja.redis_client import AnyRedis
 from deja.v1 import store_pb2
-from services.store.layout import namespace_tag, tenant_keys, tenant_prefix
 
 MAX_FILTER_CHARS = 1000
 DEFAULT_LIMIT = 100

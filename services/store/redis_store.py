@@ -12,12 +12,13 @@ valid on Redis Cluster, where each tenant lives on one shard):
     deja:{T}:meta               HASH  member -> JSON {ns, fmt, model, prompt, created, size}
                                       (listing and invalidation: see entries.py)
 
-The key names are built in layout.py, which entries.py shares.
+The key names are built in deja/cache_layout.py, which entries.py shares; the read (Get) is
+deja/cache_read.py, which the gateway also runs when it reads Redis directly.
 
 Entries expire by Redis TTL; the index and byte counter are trimmed lazily (on Put and
 Stats) so `entries` and `bytes` count only live entries. Each operation is one round trip.
 A Get counts a hit under the tier the caller names (none for reads that serve nobody) and adds
-the entry's tokens to `tokens_saved`; misses are counted by the gateway's CountMisses, because
+the entry's tokens to `tokens_saved` (deja.cache_read); misses are counted by the gateway's CountMisses, because
 only it knows when a request found nothing in *any* tier.
 """
 
@@ -26,12 +27,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
+from deja.cache_layout import MAX_PROMPT_CHARS, entry_key, entry_meta, member, tenant_keys, tenant_prefix
+from deja.cache_read import Corrupt, EntryReader
 from deja.errors import InvalidRequest
 from deja.redis_client import AnyRedis, redis_client
 from deja.v1 import store_pb2
-from services.store.layout import MAX_PROMPT_CHARS, entry_meta, member, tenant_keys, tenant_prefix
 
 # Shared by put and stats: drop up to 500 expired members from the index and byte count.
 _PURGE = """
@@ -48,16 +48,6 @@ local function purge(idx, size, tok, stats, now, meta)
   redis.call('ZREM', idx, unpack(gone))
   redis.call('HINCRBY', stats, 'bytes', -freed)
 end
-"""
-
-# KEYS: entry, tok, stats; ARGV: member, tier counter ("" = count nothing)
-_GET = """
-local v = redis.call('GET', KEYS[1])
-if v and ARGV[2] ~= '' then
-  redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-  redis.call('HINCRBY', KEYS[3], 'tokens_saved', tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'))
-end
-return v
 """
 
 # KEYS: entry, idx, size, tok, stats, meta; ARGV: member, value, ttl_ms, expires_at_ms, now_ms, tokens, meta
@@ -102,8 +92,6 @@ return s
 """
 )
 
-_TIER_COUNTERS = {store_pb2.TIER_EXACT: "hits_exact", store_pb2.TIER_SEMANTIC: "hits_semantic"}
-
 
 @dataclass(frozen=True)
 class PutResult:
@@ -130,7 +118,7 @@ class RedisExactStore:
         self._default_ttl_s = default_ttl_s
         self._max_ttl_s = max_ttl_s
         self._max_entry_bytes = max_entry_bytes
-        self._get = client.register_script(_GET)
+        self._reader = EntryReader(client)
         self._put = client.register_script(_PUT)
         self._delete = client.register_script(_DELETE)
         self._stats = client.register_script(_STATS)
@@ -149,26 +137,22 @@ class RedisExactStore:
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 
-    # -- keys (services.store.layout) ---------------------------------------------------
+    # -- keys (deja.cache_layout) ------------------------------------------------------
 
     @staticmethod
     def _keys(scope, key: bytes) -> tuple[str, str, list[str]]:
         prefix = tenant_prefix(scope.tenant)
         name = member(scope, key)
-        return name, f"{prefix}:e:{name}", tenant_keys(prefix)
+        return name, entry_key(prefix, name), tenant_keys(prefix)
 
     # -- operations --------------------------------------------------------------------
 
     async def get(
         self, scope, key: bytes, count_hit_as: int = store_pb2.TIER_UNSPECIFIED
     ) -> store_pb2.CacheEntry | None:
-        member, entry_key, (_idx, _size, tok, stats, _meta) = self._keys(scope, key)
-        raw = await self._get(keys=[entry_key, tok, stats], args=[member, _TIER_COUNTERS.get(count_hit_as, "")])
-        if raw is None:
-            return None
         try:
-            return store_pb2.CacheEntry.FromString(raw)
-        except DecodeError:
+            return await self._reader.get(scope, key, count_hit_as)
+        except Corrupt:
             # A corrupted value is never served: drop it and report a miss.
             await self.delete(scope, key)
             return None
@@ -176,7 +160,7 @@ class RedisExactStore:
     async def put(self, scope, key: bytes, entry: store_pb2.CacheEntry, ttl_s: int) -> PutResult:
         if not entry.response:
             raise InvalidRequest("entry.response is empty")
-        member, entry_key, tenant_keys = self._keys(scope, key)
+        name, value_key, keys = self._keys(scope, key)
         ttl_s = min(ttl_s or self._default_ttl_s, self._max_ttl_s)
         now = _now_ms()
         stored = store_pb2.CacheEntry()
@@ -191,14 +175,14 @@ class RedisExactStore:
         tokens = entry.usage.prompt_tokens + entry.usage.completion_tokens
         meta = entry_meta(scope, stored, len(value))
         await self._put(
-            keys=[entry_key, *tenant_keys],
-            args=[member, value, ttl_s * 1000, stored.expires_at_ms, now, tokens, meta],
+            keys=[value_key, *keys],
+            args=[name, value, ttl_s * 1000, stored.expires_at_ms, now, tokens, meta],
         )
         return PutResult(stored=True, expires_at_ms=stored.expires_at_ms, size_bytes=len(value))
 
     async def delete(self, scope, key: bytes) -> bool:
-        member, entry_key, tenant_keys = self._keys(scope, key)
-        return bool(await self._delete(keys=[entry_key, *tenant_keys], args=[member]))
+        name, value_key, keys = self._keys(scope, key)
+        return bool(await self._delete(keys=[value_key, *keys], args=[name]))
 
     async def count_misses(self, tenant: str, misses: int) -> None:
         await self._redis.hincrby(f"{tenant_prefix(tenant)}:stats", "misses", misses)

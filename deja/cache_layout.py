@@ -1,7 +1,8 @@
-"""The exact cache's key layout in Redis (see redis_store's docstring), written once.
+"""The exact cache's key layout in Redis (see services/store/redis_store.py's docstring), written once.
 
-The store's operations (redis_store) and the operator paths over the same keys (entries) both
-build tenant prefixes, members and meta records; they import this module and not each other.
+The store's operations (redis_store), the operator paths over the same keys (entries) and the one
+read that also runs outside the store (deja.cache_read: the gateway's direct reads) build tenant
+prefixes, members and meta records here, so they can never disagree on a key.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def tenant_prefix(tenant: str) -> str:
 def tenant_keys(prefix: str) -> list[str]:
     """The tenant's keys every script takes, in this order: idx, size, tok, stats, meta."""
     return [f"{prefix}:idx", f"{prefix}:size", f"{prefix}:tok", f"{prefix}:stats", f"{prefix}:meta"]
+
+
+def entry_key(prefix: str, name: str) -> str:
+    """`deja:{T}:e:<member>`: the serialized CacheEntry, with a Redis TTL."""
+    return f"{prefix}:e:{name}"
 
 
 def namespace_tag(namespace: str) -> str:
