@@ -34,8 +34,8 @@ class Samples:
             self.errors += 1
             return
         self.ms.append(seconds * 1000)
-        outcome = _header(head, b"x-deja-cache") or "none"
-        if _header(head, b"x-deja-semantic") == "shed":
+        outcome = header(head, b"x-deja-cache") or "none"
+        if header(head, b"x-deja-semantic") == "shed":
             outcome = "shed"
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
@@ -48,7 +48,8 @@ class Samples:
         }  # fmt: skip
 
 
-def _header(head: bytes, name: bytes) -> str:
+def header(head: bytes, name: bytes) -> str:
+    """A response header's value from the raw client's lower-cased head; empty when absent."""
     start = head.find(b"\r\n" + name + b":")
     if start < 0:
         return ""
@@ -90,7 +91,7 @@ async def _offer(port: int, requests: list[bytes], rate: float, until: float) ->
             return
         seconds = time.perf_counter() - started
         every.add(status, head, seconds)
-        if status == 200 and _header(head, b"x-deja-semantic") == "shed":
+        if status == 200 and header(head, b"x-deja-semantic") == "shed":
             shed.add(status, head, seconds)
         free.append(conn)
 
