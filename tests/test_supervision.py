@@ -4,6 +4,7 @@ file; only the gateway's exit ends the cluster."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -60,3 +61,19 @@ def test_an_unsupervised_cluster_leaves_a_dead_tier_dead(own_cluster):
     running.kill("store")
     time.sleep(1.5)
     assert not running.procs["store"].running
+
+
+def test_the_model_tiers_run_nicer_than_the_request_path_restarts_included(supervised):
+    """Every thread of the embedder and the verifier (restarted by the test above) runs `model_nice`
+    below the gateway, the store and Redis, which keep the runner's own priority."""
+
+    def niceness(tier: str) -> set[int]:
+        pid = supervised.procs[tier].popen.pid
+        return {os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert supervised.model_nice > 0
+    for tier in ("gateway", "store", "redis"):
+        assert niceness(tier) == {base}, tier
+    for tier in ("embedder", "verifier"):
+        assert niceness(tier) == {min(base + supervised.model_nice, 19)}, tier

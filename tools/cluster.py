@@ -11,6 +11,7 @@ stays dead, so a test can watch the gateway fail open.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -42,6 +43,8 @@ METRICS_ENV = {
     "verifier": "DEJA_VERIFIER_METRICS_PORT",
 }
 
+
+MODEL_TIERS = ("embedder", "verifier")  # with a local Triton: see Cluster.model_nice
 
 # Ports handed out by free_port() in this process: never handed out twice.
 _handed_out: set[int] = set()
@@ -194,6 +197,7 @@ class Proc:
     crashes: int = 0
     restart_at: float | None = None
     awaiting_ready: bool = False
+    nice: int = 0  # added to this process's niceness (a lower CPU priority) when it starts
 
     @property
     def running(self) -> bool:
@@ -216,6 +220,11 @@ class Cluster:
     triton_port: int = TRITON_GRPC_PORT  # gRPC of the local Triton (backend "triton")
     semantic: bool = True  # the L2/L3 services (embedder, semantic index, verifier)
     direct_reads: bool = True  # the gateway reads entries from the store's Redis itself (DEJA_GATEWAY_REDIS_URL)
+    # The model tiers (embedder, verifier, a local Triton) run this much nicer than the request path
+    # (gateway, store, Redis): on a saturated machine the cheap tiers keep their CPU, so exact hits and
+    # misses stay fast and slow lookups are shed (fail open) instead of the gateway's loop backing up.
+    # In Kubernetes the tiers are separate pods with their own CPU requests; this is the one-box analogue.
+    model_nice: int = 10
     backend: str = "onnx"  # embedder + verifier models: "onnx" in process, or "triton" (a local Triton, started first)
     mock_latency_ms: int = 300
     redis_url: str | None = None  # an existing Redis: start none
@@ -261,7 +270,8 @@ class Cluster:
         addr = f"127.0.0.1:{port}"
         env[METRICS_ENV[name]] = str(self.metrics_ports[name])
         argv = [sys.executable, "-m", "services", "serve", name]
-        return Proc(name, argv, self._env(**env), lambda: grpc_ready(addr))
+        nice = self.model_nice if name in MODEL_TIERS else 0
+        return Proc(name, argv, self._env(**env), lambda: grpc_ready(addr), nice=nice)
 
     def _triton(self) -> Proc:
         """A local Triton on deploy/triton/model_repository (CPU configs, gRPC only): tools/triton_server.py."""
@@ -269,7 +279,7 @@ class Cluster:
 
         server = TritonServer(self.triton_port, http_port=0, metrics_port=0, workdir=self.state_dir / "triton")
         argv, env = server.command(self._env())
-        return Proc("triton", argv, env, server.ready)
+        return Proc("triton", argv, env, server.ready, nice=self.model_nice)
 
     def _plan(self) -> list[list[Proc]]:
         """Stages in dependency order; the processes of one stage start together."""
@@ -355,6 +365,10 @@ class Cluster:
             _die_with_parent(proc.argv), env=proc.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        if proc.nice:
+            # Set from here, before the child has started a thread (threads inherit it); kept across exec.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, proc.popen.pid, os.getpriority(os.PRIO_PROCESS, 0) + proc.nice)
         proc.pump = threading.Thread(target=self._pump, args=(proc,), daemon=True)
         proc.pump.start()
 
