@@ -107,6 +107,7 @@ async def test_a_malformed_scope_or_key_is_a_bad_request_not_a_redis_failure(rea
 async def test_redis_down_is_unavailable_and_opens_the_breaker():
     reads = DirectReads(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5, pool_size=2)
     try:
+        assert not await reads.serving()
         for _ in range(reads.breaker.threshold):
             with pytest.raises(DependencyUnavailable):
                 await reads.get(scope(), os.urandom(32), store_pb2.TIER_EXACT, refuse_delete)
@@ -142,6 +143,7 @@ async def test_the_store_client_reads_directly_and_still_writes_through_the_serv
     direct = DirectReads(redis_url, timeout_s=1.0, pool_size=2)
     client = StoreClient(f"127.0.0.1:{free_port()}", timeout_s=0.2, direct=direct)
     try:
+        assert await direct.serving()
         got = await client.get(where, key, store_pb2.TIER_EXACT)
         assert got.response == entry("direct").response
         with pytest.raises(DependencyUnavailable):  # a write still goes to the (absent) store service
@@ -160,3 +162,14 @@ def test_the_gateway_serves_exact_hits_either_way(own_cluster, direct_reads):
     assert hit.headers["x-deja-cache"] == "hit-exact"
     stats = httpx.get(f"{running.gateway_url}/v1/cache/stats", headers={"authorization": f"Bearer {client.api_key}"})
     assert stats.json()["hits"]["exact"] >= 1  # counted by the one script, whichever process ran it
+
+
+def test_a_gateway_that_cannot_reach_redis_reports_the_exact_tier_down_and_still_answers(own_cluster):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # a wrong DEJA_GATEWAY_REDIS_URL; the store itself is fine
+    running = own_cluster(direct_reads=False, extra_env={"DEJA_GATEWAY_REDIS_URL": nowhere})
+    assert httpx.get(f"{running.gateway_url}/readyz").json() == {"status": "degraded", "tiers": {"exact": "down"}}
+    client = sdk(running)
+    for _ in range(3):  # fail open: each is a miss the provider answers
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=unique_prompt())
+        assert raw.status_code == 200 and raw.headers["x-deja-cache"] == "miss"
+        assert raw.parse().choices[0].message.content

@@ -63,5 +63,13 @@ class DirectReads:
         self.breaker.record(True)
         return entry
 
+    async def serving(self, timeout_s: float = 0.5) -> bool:
+        """Redis answers a PING: the gateway's readiness reports the exact tier down when it cannot read."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self._redis.ping())
+        except (TimeoutError, redis.exceptions.RedisError):
+            return False
+
     async def close(self) -> None:
         await self._redis.aclose()

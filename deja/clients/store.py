@@ -27,6 +27,13 @@ class StoreClient(GrpcClient):
         reply = await self.call(self._stub.Get, request)
         return reply.entry if reply.found else None
 
+    async def serving(self, service: str = "", timeout_s: float = 0.5) -> bool:
+        """The service's health check and, with direct reads, Redis answering the gateway itself."""
+        up = await super().serving(service, timeout_s)
+        if up and self.direct is not None:
+            up = await self.direct.serving(timeout_s)
+        return up
+
     async def close(self) -> None:
         if self.direct is not None:
             await self.direct.close()
