@@ -1,11 +1,20 @@
-"""Admission to the semantic tier: the adaptive limit and event-loop lag shedding (no processes)."""
+"""Admission to the semantic tier: the adaptive limit, event-loop lag shedding, and the index writes a
+saturated tier skips (no processes; a client that is called fails against a port nobody serves)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
+
+from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient
+from deja.v1 import common_pb2
+from services.gateway import observe
 from services.gateway.admission import Admission, LoopLag
+from services.gateway.semantic import Lookup, SemanticTier
+from services.gateway.semantic_key import SemanticParts
+from tools.cluster import free_port
 
 
 def fill(admission: Admission) -> int:
@@ -85,3 +94,57 @@ def test_the_timer_sees_a_loop_blocked_by_work():
     idle, busy = asyncio.run(main())
     assert idle < 0.05
     assert busy >= 0.08
+
+
+def test_saturated_says_what_admit_would_without_taking_a_slot():
+    admission = Admission(2, target_s=0.1, min_inflight=1)
+    assert not admission.saturated()
+    fill(admission)
+    assert admission.saturated() and admission.inflight == 2
+    admission.done(0.01)
+    assert not admission.saturated() and admission.inflight == 1
+    lag = LoopLag()
+    lagging = Admission(16, target_s=0.1, max_lag_s=0.05, lag=lag)
+    lag.sample(0.2)
+    assert lagging.saturated() and lagging.inflight == 0
+
+
+# -- what a miss's answer does after a lookup that had no room --------------------------------------
+
+
+def tier_with_dead_clients(admission: Admission):
+    """A semantic tier whose every client points at a port nobody serves: a call that is made fails."""
+    nowhere = f"127.0.0.1:{free_port()}"
+    return SemanticTier(
+        embedder=EmbedderClient(nowhere, timeout_s=0.2), index=SemanticIndexClient(nowhere, timeout_s=0.2),
+        verifier=None, store=None, k=5, min_similarity=0.7, threshold=0.5, timeout_s=0.2, evidence=None,
+        max_error=0.01, min_yes=0.25, explore_rate=0.0, admission=admission,
+    )  # fmt: skip
+
+
+def skipped(reason: str) -> float:
+    return observe.SEMANTIC_INDEX_SKIPPED.labels(reason)._value.get()
+
+
+def test_an_answer_is_not_indexed_after_a_shed_or_timed_out_lookup_or_while_lookups_are_at_the_limit():
+    async def scenario() -> None:
+        admission = Admission(2, target_s=0.1, min_inflight=1)
+        tier = tier_with_dead_clients(admission)
+        scope, parts = common_pb2.Scope(tenant="t" * 16), SemanticParts("How do I center a div?", b"\0" * 16)
+        try:
+            for lookup, reason in ((Lookup(shed=True), "shed"), (Lookup(timed_out=True), "timed_out")):
+                before = skipped(reason)
+                await tier.remember(scope, parts, lookup, "ab" * 32, 0)  # returns without a call
+                assert skipped(reason) == before + 1
+            fill(admission)
+            before = skipped("saturated")
+            await tier.remember(scope, parts, Lookup(), "ab" * 32, 0)  # no vector and no room: skipped
+            assert skipped("saturated") == before + 1
+            admission.done(0.01)
+            with pytest.raises(DependencyError):  # with room, it embeds (here: a dead embedder, so it fails)
+                await tier.remember(scope, parts, Lookup(), "ab" * 32, 0)
+        finally:
+            await tier.embedder.close()
+            await tier.index.close()
+
+    asyncio.run(scenario())

@@ -88,6 +88,13 @@ class Admission:
         self.inflight += 1
         return ""
 
+    def saturated(self) -> bool:
+        """Whether a lookup would be shed now; for work that may simply be skipped (a background
+        embed to index a miss's answer), so it takes no slot and teaches the limit nothing."""
+        if self.lag is not None and self.max_lag_s and self.lag.lag_s > self.max_lag_s:
+            return True
+        return self.inflight >= int(self.limit)
+
     def done(self, seconds: float, now: float | None = None) -> None:
         self.inflight -= 1
         now = time.monotonic() if now is None else now

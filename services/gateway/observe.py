@@ -53,6 +53,12 @@ SEMANTIC_SHED = Counter(
     "gateway's event loop behind)",
     ["reason"],
 )
+SEMANTIC_INDEX_SKIPPED = Counter(
+    "deja_semantic_index_skipped_total",
+    "misses whose answer was stored but not indexed, by reason: shed, timed_out (the lookup ran past its "
+    "budget) or saturated (the question was still to embed while lookups were at the limit)",
+    ["reason"],
+)
 CANDIDATES = Histogram("deja_semantic_candidates", "index candidates per semantic lookup", buckets=range(0, 11))
 TOKENS_SERVED = Counter("deja_tokens_served_total", "tokens of answers served from cache", ["kind"])
 COST_SAVED = Counter(

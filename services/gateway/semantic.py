@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deja.clients import DependencyError, EmbedderClient, SemanticIndexClient, StoreClient, VerifierClient
+from deja.clients import (
+    DependencyError,
+    DependencyTimeout,
+    EmbedderClient,
+    SemanticIndexClient,
+    StoreClient,
+    VerifierClient,
+)
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
 from services.gateway import observe
@@ -86,6 +93,9 @@ class Lookup:
     model_version: str = ""
     serve_at: float = NEVER  # the tenant's serve threshold at this request's budget
     shed: bool = False  # not looked up: the tier was at its concurrency limit
+    # Ran past the budget: the tier is saturated or hung. Like a shed lookup, its answer is not indexed
+    # (indexing would embed the question again, on the tier that just timed out).
+    timed_out: bool = False
 
 
 class SemanticTier:
@@ -132,7 +142,10 @@ class SemanticTier:
         started = time.perf_counter()
         try:
             return await asyncio.wait_for(self._lookup(scope, parts, api_format, budget), self.timeout_s)
-        except (DependencyError, TimeoutError) as exc:
+        except (DependencyTimeout, TimeoutError) as exc:
+            log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
+            return Lookup(timed_out=True)
+        except DependencyError as exc:
             log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
             return Lookup()
         except Exception as exc:  # a bug of ours: logged loudly, and still never the client's error
@@ -252,10 +265,19 @@ class SemanticTier:
     async def remember(
         self, scope: common_pb2.Scope, parts: SemanticParts, lookup: Lookup | None, entry_id: str, expires_at_ms: int
     ) -> None:
-        """Index a freshly stored answer under its question (runs after the response was sent)."""
-        if lookup is not None and lookup.shed:
-            return  # shed under load: embedding it now would add to the load that shed it
+        """Index a freshly stored answer under its question (runs after the response was sent).
+
+        Skipped, not queued, when the tier has no room: a lookup that was shed or ran past its budget,
+        or a question still to embed while lookups are at the limit. These background embeds take no
+        admission slot, so unchecked they would keep the embedder busy under overload, time out more
+        lookups, whose answers would be embedded again in turn: the tier would not recover."""
+        if lookup is not None and (lookup.shed or lookup.timed_out):
+            observe.SEMANTIC_INDEX_SKIPPED.labels("shed" if lookup.shed else "timed_out").inc()
+            return
         vector, version = (lookup.vector, lookup.model_version) if lookup and lookup.vector is not None else (None, "")
+        if vector is None and self.admission.saturated():
+            observe.SEMANTIC_INDEX_SKIPPED.labels("saturated").inc()
+            return
         # Nobody waits for this write, so it gets a roomier deadline than the lookup's budget: a
         # model version's first write creates its collection, which can take a second on a busy node.
         if vector is None:
