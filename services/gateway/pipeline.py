@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -49,7 +49,7 @@ log = get_logger("deja.gateway")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _upstream_error(fmt: ApiFormat, response: httpx.Response, body: bytes, headers: dict[str, str]) -> Response:
+def _upstream_error(fmt: ApiFormat, response: httpx2.Response, body: bytes, headers: dict[str, str]) -> Response:
     """Pass the provider's error through; wrap it only when it is not in the API's own error shape."""
     headers.pop("content-type", None)
     try:
@@ -388,7 +388,7 @@ class CachePipeline:
 
     # -- upstream side -----------------------------------------------------------------
 
-    async def _send_upstream(self, chat, headers) -> httpx.Response:
+    async def _send_upstream(self, chat, headers) -> httpx2.Response:
         """The provider request of a miss (a stream asks for usage, see upstream_body)."""
         if chat.stream:
             return await self.upstream.send("POST", self.fmt.upstream_path, headers, self.fmt.upstream_body(chat),
@@ -421,7 +421,7 @@ class CachePipeline:
         if upstream.status_code != 200 or not is_sse:
             try:
                 body = await upstream.aread()
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 body = b""
             finally:
                 await upstream.aclose()
@@ -442,7 +442,7 @@ class CachePipeline:
                 rest = assembler.flush()
                 if rest:
                     yield rest
-            except httpx.HTTPError as exc:
+            except httpx2.HTTPError as exc:
                 # Headers are gone already: tell the client in-band, the way providers do.
                 log.warning("upstream_stream_broken", error=type(exc).__name__)
                 yield self.fmt.stream_error("upstream stream broke off", "upstream_stream_broken")
