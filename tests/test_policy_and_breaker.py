@@ -3,9 +3,11 @@ import time
 
 import grpc
 import pytest
+import structlog
+import structlog.testing
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from deja.clients import CircuitBreaker
+from deja.clients import CircuitBreaker, CircuitOpen, DependencyTimeout, failed_open
 from deja.clients.base import DependencyUnavailable, GrpcClient
 from services.gateway.cache_headers import Policy, policy_from
 from services.gateway.identity import api_key_from, tenant_of
@@ -92,3 +94,25 @@ def test_the_verdict_memo_is_an_lru_with_a_ttl():
     off = VerdictMemo(size=0, ttl_s=60)
     off.put("a", 0.9)
     assert off.get("a") is None
+
+
+def test_the_breaker_logs_when_it_opens_and_closes_not_per_skipped_call():
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60, name="127.0.0.1:1")
+    with structlog.testing.capture_logs() as logged:
+        for _ in range(10):  # the three that open it, then seven more failures while open
+            breaker.record(False)
+        breaker.record(True)
+    assert [(e["event"], e["log_level"]) for e in logged] == [("circuit_opened", "warning"), ("circuit_closed", "info")]
+    assert logged[0]["dependency"] == "127.0.0.1:1" and logged[0]["failures"] == 3
+
+
+def test_failing_open_is_a_warning_except_for_a_call_the_open_breaker_skipped():
+    log = structlog.get_logger("test")
+    with structlog.testing.capture_logs() as logged:
+        failed_open(log, "x_failed_open", DependencyTimeout("store: deadline"))
+        failed_open(log, "x_failed_open", CircuitOpen("store: circuit open"), tenant="t")
+    assert [(e["log_level"], e["error"]) for e in logged] == [
+        ("warning", "store: deadline"),
+        ("debug", "store: circuit open"),
+    ]
+    assert logged[1]["tenant"] == "t" and isinstance(CircuitOpen("x"), DependencyUnavailable)

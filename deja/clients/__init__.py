@@ -7,10 +7,12 @@ one module per service holds its typed client.
 from deja.clients.base import (
     BadRequest,
     CircuitBreaker,
+    CircuitOpen,
     DependencyError,
     DependencyTimeout,
     DependencyUnavailable,
     GrpcClient,
+    failed_open,
 )
 from deja.clients.embedder import EmbedderClient
 from deja.clients.semantic_index import SemanticIndexClient
@@ -20,6 +22,7 @@ from deja.clients.verifier import VerifierClient
 __all__ = [
     "BadRequest",
     "CircuitBreaker",
+    "CircuitOpen",
     "DependencyError",
     "DependencyTimeout",
     "DependencyUnavailable",
@@ -28,4 +31,5 @@ __all__ = [
     "SemanticIndexClient",
     "StoreClient",
     "VerifierClient",
+    "failed_open",
 ]

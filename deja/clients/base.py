@@ -17,8 +17,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deja import telemetry
+from deja.logs import get_logger
 
 R = TypeVar("R")
+log = get_logger("deja.clients")
 
 
 class DependencyError(Exception):
@@ -29,6 +31,11 @@ class DependencyUnavailable(DependencyError):
     """Down, refused, or skipped by the open circuit breaker."""
 
 
+class CircuitOpen(DependencyUnavailable):
+    """Not called: the client's circuit breaker is open. The breaker logged when it opened, so a caller
+    failing open logs this at debug (`failed_open`), not once per request for the whole outage."""
+
+
 class DependencyTimeout(DependencyError):
     """Did not answer within its deadline."""
 
@@ -37,12 +44,22 @@ class BadRequest(DependencyError):
     """The service rejected the request as malformed (a bug on our side, never retried)."""
 
 
-class CircuitBreaker:
-    """Open after `threshold` consecutive failures; let one call through every `cooldown_s`."""
+def failed_open(logger, event: str, exc: BaseException, **fields) -> None:
+    """Log that a dependency failed and the request went on without it: a warning, except for a call
+    the open breaker skipped (debug), which would otherwise be a line per request for the outage."""
+    (logger.debug if isinstance(exc, CircuitOpen) else logger.warning)(
+        event, error=str(exc) or type(exc).__name__, **fields
+    )
 
-    def __init__(self, threshold: int = 5, cooldown_s: float = 2.0) -> None:
+
+class CircuitBreaker:
+    """Open after `threshold` consecutive failures; let one call through every `cooldown_s`. Logs
+    when it opens and when it closes again (`name`: what it guards, set by the client that owns it)."""
+
+    def __init__(self, threshold: int = 5, cooldown_s: float = 2.0, name: str = "") -> None:
         self.threshold = threshold
         self.cooldown_s = cooldown_s
+        self.name = name
         self._failures = 0
         self._open_until = 0.0
 
@@ -57,9 +74,13 @@ class CircuitBreaker:
 
     def record(self, ok: bool) -> None:
         if ok:
+            if self.is_open:
+                log.info("circuit_closed", dependency=self.name)
             self._failures = 0
         else:
             self._failures += 1
+            if self._failures == self.threshold:
+                log.warning("circuit_opened", dependency=self.name, failures=self._failures, cooldown_s=self.cooldown_s)
             if self._failures >= self.threshold:
                 self._open_until = time.monotonic() + self.cooldown_s
 
@@ -75,6 +96,7 @@ class GrpcClient:
         self.addr = addr
         self.timeout_s = timeout_s
         self.breaker = breaker or CircuitBreaker()
+        self.breaker.name = self.breaker.name or addr
         self.channel = grpc.aio.insecure_channel(
             addr, options=[("grpc.enable_retries", 0)], interceptors=telemetry.client_interceptors()
         )
@@ -82,7 +104,7 @@ class GrpcClient:
 
     async def call(self, method: Callable[..., Awaitable[R]], request, timeout_s: float | None = None) -> R:
         if not self.breaker.allow():
-            raise DependencyUnavailable(f"{self.addr}: circuit open")
+            raise CircuitOpen(f"{self.addr}: circuit open")
         try:
             reply = await method(request, timeout=timeout_s or self.timeout_s)
         except asyncio.CancelledError:

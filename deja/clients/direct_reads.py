@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import redis.exceptions
 
 from deja.cache_read import Corrupt, EntryReader
-from deja.clients.base import BadRequest, CircuitBreaker, DependencyTimeout, DependencyUnavailable
+from deja.clients.base import BadRequest, CircuitBreaker, CircuitOpen, DependencyTimeout, DependencyUnavailable
 from deja.errors import InvalidRequest
 from deja.redis_client import redis_client
 from deja.v1 import common_pb2, store_pb2
@@ -32,7 +32,7 @@ Delete = Callable[[common_pb2.Scope, bytes], Awaitable[bool]]
 class DirectReads:
     def __init__(self, url: str, *, timeout_s: float, pool_size: int, breaker: CircuitBreaker | None = None) -> None:
         self.timeout_s = timeout_s
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker(name="redis (direct reads)")
         self._redis = redis_client(url, timeout_ms=max(1, int(timeout_s * 1000)), pool_size=pool_size)
         self._reader = EntryReader(self._redis)
 
@@ -40,7 +40,7 @@ class DirectReads:
         self, scope: common_pb2.Scope, key: bytes, count_hit_as: int, delete: Delete
     ) -> store_pb2.CacheEntry | None:
         if not self.breaker.allow():
-            raise DependencyUnavailable("redis (direct reads): circuit open")
+            raise CircuitOpen("redis (direct reads): circuit open")
         try:
             async with asyncio.timeout(self.timeout_s):
                 entry = await self._reader.get(scope, key, count_hit_as)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import blake3
 
-from deja.clients import DependencyError, StoreClient
+from deja.clients import DependencyError, StoreClient, failed_open
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2
 from services.gateway.error_budget import Evidence, Prior
@@ -94,7 +94,7 @@ class EvidenceBook:
         try:
             await self.store.record_observation(tenant, observation, counters)
         except DependencyError as exc:
-            log.warning("observation_write_failed_open", error=str(exc))
+            failed_open(log, "observation_write_failed_open", exc)
 
     def served(self, tenant: str, entry_id: str, match: ServedMatch) -> None:
         self._served[(tenant, entry_id)] = match

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from deja.clients import DependencyError, StoreClient
+from deja.clients import DependencyError, StoreClient, failed_open
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2
 from services.gateway import compact_answers, observe
@@ -307,7 +307,7 @@ class CachePipeline:
             try:
                 entry = await self.store.get(scope, bytes.fromhex(match.entry.entry_id), store_pb2.TIER_SEMANTIC)
             except DependencyError as exc:
-                log.warning("judged_fetch_failed_open", error=str(exc))
+                failed_open(log, "judged_fetch_failed_open", exc)
         counters.update(judge_yes=int(verdict.same is True), judge_no=int(verdict.same is False),
                         hits_judged=int(entry is not None))  # fmt: skip
         self._background(self.semantic.evidence.record(
@@ -336,7 +336,7 @@ class CachePipeline:
             with observe.timed("exact"):
                 entry = await self.store.get(scope, key, store_pb2.TIER_EXACT)
         except DependencyError as exc:
-            log.warning("exact_lookup_failed_open", error=str(exc))
+            failed_open(log, "exact_lookup_failed_open", exc)
             return None
         if entry is None or entry.api_format != self.fmt.name or not control.fresh(_age_s(entry)):
             return None
@@ -375,7 +375,7 @@ class CachePipeline:
         try:
             result = await self.store.put(plan.scope, plan.key, entry, plan.ttl_s)
         except DependencyError as exc:
-            log.warning("exact_write_failed_open", error=str(exc))
+            failed_open(log, "exact_write_failed_open", exc)
             return
         if not result.stored:
             log.info("exact_write_skipped", reason=result.reason, size_bytes=result.size_bytes)
@@ -384,7 +384,7 @@ class CachePipeline:
             try:
                 await self.semantic.remember(plan.scope, plan.parts, plan.lookup, plan.key.hex(), result.expires_at_ms)
             except DependencyError as exc:
-                log.warning("semantic_write_failed_open", error=str(exc))
+                failed_open(log, "semantic_write_failed_open", exc)
 
     # -- upstream side -----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from deja.clients import (
     SemanticIndexClient,
     StoreClient,
     VerifierClient,
+    failed_open,
 )
 from deja.logs import get_logger
 from deja.v1 import common_pb2, store_pb2, verifier_pb2
@@ -143,10 +144,10 @@ class SemanticTier:
         try:
             return await asyncio.wait_for(self._lookup(scope, parts, api_format, budget), self.timeout_s)
         except (DependencyTimeout, TimeoutError) as exc:
-            log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
+            failed_open(log, "semantic_lookup_failed_open", exc)
             return Lookup(timed_out=True)
         except DependencyError as exc:
-            log.warning("semantic_lookup_failed_open", error=str(exc) or type(exc).__name__)
+            failed_open(log, "semantic_lookup_failed_open", exc)
             return Lookup()
         except Exception as exc:  # a bug of ours: logged loudly, and still never the client's error
             log.error("semantic_lookup_bug_failed_open", error=repr(exc))

@@ -28,7 +28,7 @@ from typing import Any
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.responses import Response
 
-from deja.clients import CircuitBreaker, DependencyError
+from deja.clients import CircuitBreaker, DependencyError, failed_open
 from deja.clients.sessions import SessionClient
 from deja.ids import SESSION_ID_RULE, is_valid_session_id
 from deja.logs import get_logger
@@ -147,7 +147,7 @@ class Memory:
                 ref, self.settings.recall_messages, timeout_s=self.settings.recall_timeout_ms / 1000
             )
         except DependencyError as exc:
-            log.warning("session_recall_failed_open", error=str(exc))
+            failed_open(log, "session_recall_failed_open", exc)
             return request, "unavailable"
         history = [{"role": m.role, "content": m.content} for m in recent or () if m.role in RECALLED_ROLES]
         while history:
@@ -178,7 +178,7 @@ class Memory:
         try:
             await self.client.append(ref, messages)
         except DependencyError as exc:
-            log.warning("session_record_failed_open", error=str(exc))
+            failed_open(log, "session_record_failed_open", exc)
 
     async def settle(self, ref: sessions_pb2.SessionRef, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) for this process's recordings of the session still in flight."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deja.clients import DependencyError, EmbedderClient
+from deja.clients import DependencyError, EmbedderClient, failed_open
 from deja.logs import get_logger
 
 log = get_logger("deja.store.sessions")
@@ -42,7 +42,7 @@ class TurnEmbedder:
                 parts.append(vectors)
                 model = info.model_version
         except DependencyError as exc:
-            log.warning("session_embed_failed_open", texts=len(texts), error=str(exc))
+            failed_open(log, "session_embed_failed_open", exc, texts=len(texts))
             return None
         return Embedded(np.concatenate(parts), model)
 
