@@ -5,8 +5,9 @@ The client is httpx2 (the openai and anthropic SDKs' own transport, the same API
 httpx: httpcore 1.0's pool scans every connection on each request, probing each idle socket, and
 counts the idle ones again inside that loop, so its cost grows with the square of the connections
 open. Under overload, when hundreds of upstream calls are in flight, that scan became most of the
-gateway's CPU per miss, misses queued, and the queue opened more connections (at 2x the semantic
-tier's capacity: p50 0.6-3.6 s instead of 75-130 ms with httpcore2's single-pass pool).
+gateway's CPU per miss, misses queued, and the queue opened more connections (`deja bench
+--semantic`'s 2x overload, alternating runs: p50 0.2 and 4.0 s with httpx, 75 and 84 ms with
+httpx2, whose pool makes a single pass). With a handful of connections the two cost the same.
 
 httpx2 has no OpenTelemetry instrumentation, so the provider call's client span (and the
 `traceparent` the provider receives) is made here.
