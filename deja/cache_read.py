@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
-from deja.cache_layout import entry_key, member, tenant_prefix
+from deja.cache_layout import entry_key, member, tenant_keys, tenant_prefix
 from deja.redis_client import AnyRedis
 from deja.v1 import common_pb2, store_pb2
 
@@ -41,8 +41,9 @@ class EntryReader:
     ) -> store_pb2.CacheEntry | None:
         """The entry, or None; raises InvalidRequest for a bad tenant or key, Corrupt for an unreadable value."""
         prefix, name = tenant_prefix(scope.tenant), member(scope, key)
+        _idx, _size, tok, stats, _meta = tenant_keys(prefix)
         raw = await self._get(
-            keys=[entry_key(prefix, name), f"{prefix}:tok", f"{prefix}:stats"],
+            keys=[entry_key(prefix, name), tok, stats],
             args=[name, TIER_COUNTERS.get(count_hit_as, "")],
         )
         if raw is None:

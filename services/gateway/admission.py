@@ -81,19 +81,22 @@ class Admission:
 
     def admit(self) -> str:
         """ "" when the lookup may start (and `done` must follow), else why it is shed: "limit" or "lag"."""
-        if self.lag is not None and self.max_lag_s and self.lag.lag_s > self.max_lag_s:
-            return "lag"
-        if self.inflight >= int(self.limit):
-            return "limit"
-        self.inflight += 1
-        return ""
+        reason = self._shed_reason()
+        if not reason:
+            self.inflight += 1
+        return reason
 
     def saturated(self) -> bool:
         """Whether a lookup would be shed now; for work that may simply be skipped (a background
         embed to index a miss's answer), so it takes no slot and teaches the limit nothing."""
+        return bool(self._shed_reason())
+
+    def _shed_reason(self) -> str:
         if self.lag is not None and self.max_lag_s and self.lag.lag_s > self.max_lag_s:
-            return True
-        return self.inflight >= int(self.limit)
+            return "lag"
+        if self.inflight >= int(self.limit):
+            return "limit"
+        return ""
 
     def done(self, seconds: float, now: float | None = None) -> None:
         self.inflight -= 1

@@ -27,11 +27,13 @@ PROBE_EVERY_S = 0.020
 class Samples:
     ms: list[float] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)  # "HTTP 502", "ConnectionResetError", ...
 
+    @property
+    def errors(self) -> int:
+        return sum(self.error_kinds.values())
+
     def error(self, kind: str) -> None:
-        self.errors += 1
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
     def add(self, status: int, head: bytes, seconds: float) -> None:
