@@ -17,7 +17,7 @@ DATASETS ?= ../shared/datasets
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup models triton run test test-unit proto check-proto lint format eval eval-workload train-verifier chaos bench lock clean
+.PHONY: help setup models triton run test test-unit proto check-proto lint format eval eval-workload train-verifier distill-verifier chaos bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -146,6 +146,26 @@ train-verifier: setup models ## train (3 stages), export, calibrate and measure 
 	$(BIN)/python -m tools.training.evaluate --model $(VERIFIER_MODEL) --datasets $(DATASETS)
 	$(BIN)/python -m tools.training.reliability --model $(VERIFIER_MODEL) --datasets $(DATASETS)
 	$(BIN)/python -m tools.training.workload_eval --model $(VERIFIER_MODEL) --baseline $(VERIFIER_PREV) \
+		--datasets $(DATASETS)
+
+# A smaller verifier taught by the shipped one: DISTILL_ARGS keeps encoder layers 0,1,3,5 of 6 and trains them
+# on 0.85 x the teacher's probability + 0.15 x the label (54,237 rows, ~22 min on two cores), then exports,
+# calibrates and measures the student beside the shipped model in $(VERIFIER_STUDENT_DIR). Ships nothing:
+# copy that folder over services/verifier/model only when its traps, test sets and workload replay hold.
+VERIFIER_STUDENT     := .deja/verifier-train/student
+VERIFIER_STUDENT_DIR := .deja/verifier-train/student-model
+DISTILL_ARGS ?= --set keep_layers=0,1,3,5 --set distill=0.85 --set qqp_train=30000 --set mrpc_train=2000 \
+                --set stsb_train=3000 --set paws_repeats=2 --set sentence_mutations=1500 --set lr=8e-5 --set warmup=0.05 \
+                --set max_tokens=64 --set threads=2
+distill-verifier: setup models ## distil the shipped verifier into fewer layers and measure it beside it (~40 min on CPU; ships nothing)
+	@$(MAKE) --no-print-directory --silent $(EXPORT_STAMP)
+	$(EXPORT_VENV)/bin/python -m tools.training.train --datasets $(DATASETS) --init $(VERIFIER_MODEL) \
+		--out $(VERIFIER_STUDENT) $(DISTILL_ARGS)
+	$(EXPORT_VENV)/bin/python -m tools.training.export --checkpoint $(VERIFIER_STUDENT) --out $(VERIFIER_STUDENT_DIR) \
+		--datasets $(DATASETS)
+	$(BIN)/python -m tools.training.evaluate --model $(VERIFIER_STUDENT_DIR) --datasets $(DATASETS)
+	$(BIN)/python -m tools.training.reliability --model $(VERIFIER_STUDENT_DIR) --datasets $(DATASETS)
+	$(BIN)/python -m tools.training.workload_eval --model $(VERIFIER_STUDENT_DIR) --baseline $(VERIFIER_MODEL) \
 		--datasets $(DATASETS)
 
 CHAOS_ARGS ?=

@@ -351,3 +351,26 @@ def test_the_workload_replay_serves_the_verified_neighbour_and_caches_misses():
     at_once = Replay(requests, index, cosine, MODEL, nearest_first=False).run(1.01)
     assert at_once["verify_calls_per_lookup"] == 1.0
     assert at_once["candidates_verified_per_lookup"] == strict["candidates_verified_per_lookup"]
+
+
+def test_model_card_of_a_distilled_student_names_its_layers_and_teacher(tmp_path):
+    """A student stage (`keep_layers`, `distill` in train.py) is described as what it is: fewer layers of
+    the stage before it, learning from that teacher's probabilities as well as from the labels."""
+    from tools.training import model_card
+
+    teacher = json.loads((MODEL / "training.json").read_text())
+    student = {
+        **teacher,
+        "init": "services/verifier/model",
+        "init_training": teacher,
+        "hyper": {**teacher["hyper"], "keep_layers": ["0", "1", "3", "5"], "distill": 0.85},
+    }
+    metrics = json.loads((MODEL / "metrics.json").read_text())
+    card = model_card.render(metrics, student, tmp_path)
+    stages = len(model_card._stages(teacher))
+    assert "# Deja same-intent verifier (MiniLM-L6 cross-encoder distilled to 4 layers)" in card
+    assert f"### Stage {stages + 1} (from encoder layers 0, 1, 3, 5 of the model of stage {stages})" in card
+    assert "0.85 x the previous stage's own probability" in card and "0.15 x its label" in card
+    # the shipped (undistilled) model's card keeps its plain title and no distillation line
+    plain = model_card.render(metrics, teacher, tmp_path)
+    assert "# Deja same-intent verifier (MiniLM-L6 cross-encoder)" in plain and "Distilled:" not in plain

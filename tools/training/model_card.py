@@ -173,9 +173,12 @@ def _stages(training: dict) -> list[dict]:
 def _stage(number: int, training: dict) -> list[str]:
     counts, hyper, recipe = training["counts"], training["hyper"], training["recipe"]
     start = "the base weights and a new head" if number == 1 else "the model of stage " + str(number - 1)
+    if hyper.get("keep_layers"):  # a student: fewer layers of the model before it, taught by it
+        start = f"encoder layers {', '.join(hyper['keep_layers'])} of the model of stage {number - 1}"
     lines = [
         f"### Stage {number} (from {start})",
         "",
+        *_distilled(hyper),
         "| source | pairs | positives |",
         "| --- | --- | --- |",
         *[f"| {s} | {c['pairs']} | {c['positives']} |" for s, c in counts.items()],
@@ -205,11 +208,32 @@ def _stage(number: int, training: dict) -> list[str]:
     return lines
 
 
+def _distilled(hyper: dict) -> list[str]:
+    """What a distillation stage learns from: the teacher's probability mixed with the label."""
+    if not hyper.get("distill"):
+        return []
+    share = hyper["distill"]
+    return [
+        f"Distilled: each pair's target is {share:g} x the previous stage's own probability (the teacher, run",
+        f"alongside in eval mode) + {1 - share:g} x its label, so the smaller student learns to decide as the",
+        "teacher does while the labels keep correcting it.",
+        "",
+    ]
+
+
+def _layers(stages: list[dict]) -> int:
+    """Encoder layers of the final model: the base model's 6, or what the last student kept."""
+    kept = [stage["hyper"].get("keep_layers") for stage in stages if stage["hyper"].get("keep_layers")]
+    return len(kept[-1]) if kept else 6
+
+
 def render(metrics: dict, training: dict, model_dir: Path) -> str:
     cal = metrics["calibration"]
     stages = _stages(training)
+    layers = _layers(stages)
+    title = "MiniLM-L6 cross-encoder" if layers == 6 else f"MiniLM-L6 cross-encoder distilled to {layers} layers"
     lines = [
-        "# Deja same-intent verifier (MiniLM-L6 cross-encoder)",
+        f"# Deja same-intent verifier ({title})",
         "",
         "Scores whether two prompts ask for the same thing, so that a cached answer to one may be served for",
         "the other. Output: P(same intent), calibrated on held-out dev data (`calibration.json`, Platt scaling",
