@@ -8,8 +8,9 @@ scores >= 0.5 (the judge off) serves what the verifier accepts, so the figures a
 
 Per concurrency: lookups/s, p50/p99 on loopback including the client, the share served as a
 semantic hit, and the share that ran past the lookup budget (from the gateway's access lines:
-a lookup that failed open). Then the same paraphrases offered open-loop at twice the 16-client
-rate, with exact hits probed alongside (`tools.bench.overload`).
+a lookup that failed open). Then the same paraphrases offered open-loop at twice the tier's capacity
+(the 16-client lookups it completed itself: neither shed nor past budget), with exact hits probed
+alongside (`tools.bench.overload`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tools.chaos import LANGUAGES, TASKS
 from tools.cluster import Cluster, verifier_only_env
 
 CLIENTS = (1, 4, 16)
-OVERLOAD = 2.0  # offered rate, as a multiple of the 16-client rate
+OVERLOAD = 2.0  # offered rate, as a multiple of the tier's capacity (capacity() of the 16-client row)
 QUESTIONS = [(task, language) for task in TASKS for language in LANGUAGES]
 PARAPHRASES = ["What is the way to {task} using {language}?", "In {language}, how can I {task}?",
                "{language}: how do you {task}?"]  # fmt: skip
@@ -146,6 +147,13 @@ def step_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[fl
     return means
 
 
+def capacity(row: dict) -> float:
+    """Lookups/s the tier answered itself, within budget: a shed lookup, or one past its budget, is a
+    miss that costs the tier next to nothing, so counting them would overstate what it can take (with
+    half the 16-client lookups shed, 2x that rate was ~5x the lookups the tier completed)."""
+    return row["lookups_per_s"] * max(0.0, 1.0 - row["shed_share"] - row["past_budget_share"])
+
+
 def failed_open(log_path: Path) -> int:
     return sum(1 for line in log_path.read_text().splitlines() if '"semantic_lookup_failed_open"' in line)
 
@@ -185,7 +193,7 @@ def run_semantic_bench(seconds: float = 10.0) -> tuple[list[dict], dict]:
                         rows.append(row)
 
             asyncio.run(measure())
-            rate = OVERLOAD * rows[-1]["lookups_per_s"]
+            rate = OVERLOAD * max(capacity(rows[-1]), 1.0)
             rng = random.Random(99)  # not the seeds of the rows above: new words again
             paraphrases = [body(asked(rng)) for _ in range(int(rate * seconds) + 1)]
             probe = body("How do I {} in {}?".format(*QUESTIONS[0]))  # cached word for word: an exact hit
