@@ -27,12 +27,13 @@ from deja.redis_client import redis_client
 from deja.v1 import common_pb2, store_pb2
 
 Delete = Callable[[common_pb2.Scope, bytes], Awaitable[bool]]
+NAME = "redis (direct reads)"  # the dependency, in the breaker's logs and in every error raised here
 
 
 class DirectReads:
     def __init__(self, url: str, *, timeout_s: float, pool_size: int, breaker: CircuitBreaker | None = None) -> None:
         self.timeout_s = timeout_s
-        self.breaker = breaker or CircuitBreaker(name="redis (direct reads)")
+        self.breaker = breaker or CircuitBreaker(name=NAME)
         self._redis = redis_client(url, timeout_ms=max(1, int(timeout_s * 1000)), pool_size=pool_size)
         self._reader = EntryReader(self._redis)
 
@@ -40,7 +41,7 @@ class DirectReads:
         self, scope: common_pb2.Scope, key: bytes, count_hit_as: int, delete: Delete
     ) -> store_pb2.CacheEntry | None:
         if not self.breaker.allow():
-            raise CircuitOpen("redis (direct reads): circuit open")
+            raise CircuitOpen(f"{NAME}: circuit open")
         try:
             async with asyncio.timeout(self.timeout_s):
                 entry = await self._reader.get(scope, key, count_hit_as)
@@ -56,10 +57,10 @@ class DirectReads:
             raise
         except (TimeoutError, redis.exceptions.TimeoutError):
             self.breaker.record(False)
-            raise DependencyTimeout(f"redis (direct reads): no answer within {self.timeout_s}s") from None
+            raise DependencyTimeout(f"{NAME}: no answer within {self.timeout_s}s") from None
         except redis.exceptions.RedisError as exc:
             self.breaker.record(False)
-            raise DependencyUnavailable(f"redis (direct reads): {type(exc).__name__} {exc}") from None
+            raise DependencyUnavailable(f"{NAME}: {type(exc).__name__} {exc}") from None
         self.breaker.record(True)
         return entry
 

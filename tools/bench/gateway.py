@@ -310,12 +310,10 @@ async def semantic_rows(cluster: Cluster, requests: int) -> list[tuple[str, Late
     finally:
         await conn.close()
     total = WARMUP + requests
-    steps = []  # where the fresh questions' time went, step by step (means: the histogram keeps no samples)
-    for tier, (seconds, count) in stages.items():
-        before_s, before_n = stages_before.get(tier, (0.0, 0))
-        if count > before_n:
-            mean_ms = 1000 * (seconds - before_s) / (count - before_n)
-            steps.append((f"  step {tier}: {count - before_n:.0f} calls, mean", Latency(mean_ms, mean_ms, mean_ms)))
+    steps = [  # where the fresh questions' time went, step by step (means: the histogram keeps no samples)
+        (f"  step {tier}: {calls} calls, mean", Latency(mean_ms, mean_ms, mean_ms))
+        for tier, (mean_ms, calls) in step_means(stages_before, stages).items()
+    ]
     label = f"gateway miss, no judge call (mock at 0 ms; {false_hits} of {total} were hits)"
     head = [("gateway semantic hit", hit), (label, misses)]
     if judged_samples:
@@ -333,6 +331,18 @@ async def tier_seconds(gateway_url: str) -> dict[str, tuple[float, float]]:
         slot = 0 if sample.name.endswith("_sum") else 1
         found.setdefault(sample.labels["tier"], [0.0, 0.0])[slot] = sample.value
     return {tier: (pair[0], pair[1]) for tier, pair in found.items()}
+
+
+def step_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict:
+    """{step: (mean ms per call, calls)} between two `tier_seconds` snapshots, for the steps called in
+    between: where a request's latency went (a model step includes its gRPC hop and any queueing)."""
+    means = {}
+    for step, (seconds, calls) in after.items():
+        seconds_before, calls_before = before.get(step, (0.0, 0.0))
+        if calls > calls_before:
+            made = calls - calls_before
+            means[step] = (1000 * (seconds - seconds_before) / made, int(made))
+    return means
 
 
 async def embedder_throughput(addr: str, seconds: float, batch: int = 32, concurrency: int = 4) -> float:

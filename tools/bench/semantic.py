@@ -32,7 +32,7 @@ import orjson
 import psutil
 
 from tools.bench.exposition import samples
-from tools.bench.gateway import CHAT_PATH, HttpConnection, post_bytes, tier_seconds
+from tools.bench.gateway import CHAT_PATH, HttpConnection, post_bytes, step_means, tier_seconds
 from tools.bench.overload import header, overload
 from tools.chaos import LANGUAGES, TASKS
 from tools.cluster import Cluster, verifier_only_env
@@ -133,18 +133,6 @@ def cpu_ms_per_request(before: dict[str, float], after: dict[str, float], reques
     """Each process's CPU per request between two snapshots: which tier a lookup's cores go to.
     Unlike throughput, it barely moves when the shared machine slows down."""
     return {name: round((after[name] - before[name]) * 1000 / max(requests, 1), 2) for name in after if name in before}
-
-
-def step_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict:
-    """{step: (mean ms per call, calls)} between two snapshots of the gateway's tier histogram: where a
-    lookup's latency goes (the model steps include their gRPC hop and any queueing)."""
-    means = {}
-    for step, (seconds, calls) in after.items():
-        seconds_before, calls_before = before.get(step, (0.0, 0.0))
-        if calls > calls_before:
-            made = calls - calls_before
-            means[step] = (round(1000 * (seconds - seconds_before) / made, 2), int(made))
-    return means
 
 
 def capacity(row: dict) -> float:
