@@ -11,8 +11,9 @@ configured timeout (pool wait, connect, redirects and retries included) and unde
 for a free connection instead of failing.
 
 On a cluster, MOVED/ASK redirects, slot-map refreshes and retries after a failover are
-RedisCluster's own. What this module adds is the bound on the whole call, and the mapping of
-cluster-down states to redis ConnectionError, so callers see the same errors as for one server.
+RedisCluster's own. What this module adds is the bound on the whole call, the mapping of
+cluster-down states to redis ConnectionError, so callers see the same errors as for one server,
+and a command table loaded once, so a dead primary cannot fail the calls to the other shards.
 Multi-key commands must stay within one hash slot (Deja's keys share a `{tenant}` tag);
 `mget` below is the exception, for keys that are spread on purpose (the embedding cache).
 """
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis._parsers import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.crc import key_slot
 
@@ -113,6 +115,7 @@ class BoundedRedisCluster(RedisCluster):
 
     def __init__(self, *args: Any, deadline_s: float, concurrency: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.commands_parser = _CommandTableOnce()
         self.deadline_s = deadline_s
         self._commands = asyncio.Semaphore(concurrency)
         self._pipelines = asyncio.Semaphore(concurrency)
@@ -143,6 +146,24 @@ class BoundedRedisCluster(RedisCluster):
         if shard_hint:
             raise redis.exceptions.RedisClusterException("shard_hint is not supported in cluster mode")
         return _BoundedPipeline(self, transaction)
+
+
+class _CommandTableOnce(AsyncCommandsParser):
+    """The command table (where each command's keys are), loaded on the first slot-map load only.
+
+    RedisCluster reloads it after every slot-map refresh, from the first primary of the new map.
+    While a killed primary's replica is not yet promoted, that map still lists the dead node, and
+    when it comes first, COMMAND fails, the refresh fails, and so does every call that waits on it:
+    calls to the healthy shards too, for as long as the failover lasts. The table is the same on
+    every node and does not change when a shard fails over."""
+
+    __slots__ = ()
+
+    async def initialize(self, node: Any = None) -> None:
+        if node is not None:
+            self.node = node
+        if not self.commands:
+            await super().initialize()
 
 
 class _BoundedPipeline(ClusterPipeline):

@@ -114,14 +114,21 @@ class ValkeyCluster:
                 return False
         return True
 
-    def primary_of(self, key: str) -> Node:
-        """The node that serves `key`'s slot, as the first live node sees the cluster now."""
+    def primary_of(self, key: str, seen_by: Node | None = None) -> Node:
+        """The node that serves `key`'s slot, as `seen_by` (by default the first live node) sees the
+        cluster now."""
         slot = key_slot(key.encode())
-        seen_by = next(n for n in self.nodes if n.alive)
+        seen_by = seen_by or next(n for n in self.nodes if n.alive)
         for low, high, owner, *_ in seen_by.client().execute_command("CLUSTER SLOTS"):
             if low <= slot <= high:
                 return next(n for n in self.nodes if n.port == int(owner[1]))
         raise LookupError(key)
+
+    def agreed_primary_of(self, key: str) -> Node | None:
+        """The node every live node names as `key`'s primary, or None while they disagree (news of a
+        failover reaches the nodes one by one)."""
+        owners = {self.primary_of(key, node).port for node in self.nodes if node.alive}
+        return next(n for n in self.nodes if n.port in owners) if len(owners) == 1 else None
 
     def replica_of(self, primary: Node) -> Node:
         for node in self.nodes:
